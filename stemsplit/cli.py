@@ -1,0 +1,161 @@
+"""The ``stemsplit`` command: parses arguments, calls the library, reports. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import OptionError, StemsplitError
+
+EXIT_USAGE = 2
+
+Command = Callable[[argparse.Namespace], int]
+_COMMANDS: dict[str, Command] = {}
+
+
+def _command(name: str) -> Callable[[Command], Command]:
+    """Register a subcommand handler (explicit registry, no string-built lookups)."""
+
+    def deco(fn: Command) -> Command:
+        _COMMANDS[name] = fn
+        return fn
+
+    return deco
+
+
+def _targets_arg(text: str) -> list[str]:
+    from .targets import parse_target_list
+
+    names = parse_target_list(text)
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one target, e.g. vocals,drums")
+    return names
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+def _progress_bar(total: int, desc: str, unit_scale: float, quiet: bool):
+    """A tqdm bar advanced by (done, total) sample callbacks, shown in seconds of audio."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=round(total / unit_scale, 1), desc=desc, unit="s", disable=quiet, leave=False,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]")
+
+    def update(done: int, _total: int) -> None:
+        bar.n = round(done / unit_scale, 1)
+        bar.refresh()
+
+    return bar, update
+
+
+@_command("separate")
+def _separate(args: argparse.Namespace) -> int:
+    from . import audio as audio_io
+    from .separate import Separator
+
+    audio_io.check_format(args.format)
+    sep = Separator(args.targets, residual=not args.no_residual, mask=args.mask, targets_dir=args.targets_dir,
+                    checkpoint_dirs=args.checkpoint_dir or ())
+    failures = 0
+    for path in args.inputs:
+        try:
+            reader = audio_io.open_reader(path)
+            total, sr = reader.frames, reader.sr
+            reader.close()
+            bar, update = _progress_bar(total, os.path.basename(path), sr, args.quiet)
+            try:
+                written = sep.separate_file(path, args.out, fmt=args.format, progress=update)
+            finally:
+                bar.close()
+        except StemsplitError as e:
+            print(f"stemsplit: error: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        if not args.quiet:
+            folder = next(iter(written.values())).parent
+            print(f"{path} -> {folder}/ ({', '.join(p.name for p in written.values())})")
+    return EXIT_USAGE if failures else 0
+
+
+@_command("targets")
+def _targets(args: argparse.Namespace) -> int:
+    from . import list_targets
+
+    rows = list_targets(args.targets_dir)
+    if not rows:
+        print("no targets found")
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        state = f"checkpoint: {r['checkpoint']}" if r["checkpoint"] else "no checkpoint (train one: stemsplit train)"
+        print(f"{r['name']:<{width}}  {r['task']:<8}  {r['description']}\n{'':<{width}}  {state}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    from . import __version__
+    from .audio import FORMATS
+
+    p = argparse.ArgumentParser(prog="stemsplit", description="Split music into stems with small mask CNNs.")
+    p.add_argument("--version", action="version", version=f"stemsplit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("separate", help="separate audio files into stems",
+                       description="Separate audio files into OUTDIR/<file name>/<stem>.<format>.")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, ...)")
+    s.add_argument("-o", "--out", default="separated", metavar="OUTDIR", help="output folder (default: separated)")
+    s.add_argument("-t", "--targets", type=_targets_arg, default=["vocals"],
+                   help="comma-separated targets, e.g. vocals,drums,bass,other (default: vocals)")
+    s.add_argument("-f", "--format", default="wav", choices=sorted(FORMATS), help="output format (default: wav)")
+    s.add_argument("--mask", default="binary", choices=["binary", "soft"],
+                   help="binary masks under the dominance rule (default) or soft ratio masks")
+    s.add_argument("--no-residual", action="store_true",
+                   help="do not write the residual/accompaniment stem")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+    t = sub.add_parser("targets", help="list known targets and their checkpoints")
+    for q in (s, t):
+        q.add_argument("--targets-dir", action="append", metavar="DIR",
+                       help="extra folder of target .toml files (repeatable)")
+    s.add_argument("--checkpoint-dir", action="append", metavar="DIR",
+                   help="extra folder to look for checkpoints in (repeatable)")
+
+    for register in _EXTRA_PARSERS:
+        register(sub)
+    return p
+
+
+#: later subcommands (train, evaluate, synth, vad, stream, align) add their parsers here
+_EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stemsplit`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except StemsplitError as e:
+        print(f"stemsplit: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("stemsplit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _entry() -> None:
+    sys.exit(main())
+
+
+__all__ = ["main", "build_parser", "OptionError"]

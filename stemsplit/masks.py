@@ -1,0 +1,133 @@
+"""Masks: ideal masks for training and evaluation, and the rules that turn model scores into stem masks.
+
+All functions are pure numpy on arrays shaped ``(..., bins, frames)``.
+
+**Dominance rule.** A time-frequency bin belongs to the target that owns it. For training, target ``t`` owns a
+bin when its magnitude is larger than the magnitude of everything else in the mix summed (``|S_t| > |M - S_t|``,
+the ideal binary mask; ties go to "not the target"). At inference each target's CNN scores every bin in [0, 1]
+("how likely this target dominates"); :func:`combine` gives each bin to the target with the highest score if that
+score reaches the target's threshold, breaking exact ties by target priority, and to the residual otherwise.
+The masks therefore partition the spectrogram and the stems (plus the residual) add up to the mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import OptionError
+
+__all__ = ["MASK_MODES", "ideal_binary_mask", "ideal_ratio_mask", "combine", "extend_band"]
+
+MASK_MODES = ("binary", "soft")
+
+
+def ideal_binary_mask(target: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    """Ideal binary mask of a target: 1 where it is louder than the rest of the mix combined.
+
+    Parameters
+    ----------
+    target, mix : np.ndarray
+        Complex spectra of the target and of the mixture, same shape ``(..., bins, frames)``.
+
+    Returns
+    -------
+    np.ndarray
+        float32 mask of 0s and 1s, same shape.
+    """
+    return (np.abs(target) > np.abs(mix - target)).astype(np.float32)
+
+
+def ideal_ratio_mask(sources: np.ndarray, *, power: float = 2.0, eps: float = 1e-10) -> np.ndarray:
+    """Ideal ratio masks of several sources that together make the mix.
+
+    Parameters
+    ----------
+    sources : np.ndarray
+        Complex spectra, shape ``(sources, ..., bins, frames)``.
+    power : float
+        Magnitude exponent (2 gives the Wiener-like "IRM2" of the SiSEC oracles, 1 the plain ratio).
+
+    Returns
+    -------
+    np.ndarray
+        float32 masks, same shape, summing to 1 over sources (uniform where all are silent).
+    """
+    mag = np.abs(sources).astype(np.float64) ** power
+    total = mag.sum(axis=0, keepdims=True)
+    out = np.where(total > eps, mag / np.maximum(total, eps), 1.0 / sources.shape[0])
+    return out.astype(np.float32)
+
+
+def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequence[int] | None = None,
+            mode: str = "binary") -> tuple[np.ndarray, np.ndarray]:
+    """Turn per-target scores into masks under the dominance rule.
+
+    Parameters
+    ----------
+    scores : np.ndarray
+        Model outputs in [0, 1], shape ``(targets, bins, frames)``.
+    thresholds : sequence of float
+        Per target: the score a bin needs for the target to own it (binary mode).
+    priorities : sequence of int, optional
+        Per target: higher wins exact ties. Defaults to the order given.
+    mode : {"binary", "soft"}
+        ``"binary"``: each bin goes wholly to one target or to the residual. ``"soft"``: the scores are kept as
+        ratio masks, scaled down where they sum past 1.
+
+    Returns
+    -------
+    masks : np.ndarray
+        float32, shape ``(targets, bins, frames)``.
+    residual : np.ndarray
+        float32, shape ``(bins, frames)``: what no target takes; ``masks.sum(0) + residual == 1``.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    k = scores.shape[0]
+    if len(thresholds) != k:
+        raise ValueError("one threshold per target")
+    if mode == "soft":
+        total = scores.sum(axis=0)
+        masks = scores / np.maximum(total, 1.0)
+        return masks, np.clip(1.0 - masks.sum(axis=0), 0.0, 1.0)
+    if mode != "binary":
+        raise OptionError(f"unknown mask mode {mode!r}; choose one of {', '.join(MASK_MODES)}")
+    prio = np.arange(k)[::-1] if priorities is None else np.asarray(priorities)
+    order = np.argsort(-prio, kind="stable")  # argmax takes the first maximum: put high priority first
+    thr = np.asarray(thresholds, dtype=np.float32)[order][:, None, None]
+    ranked = np.where(scores[order] >= thr, scores[order], -1.0)
+    winner = np.argmax(ranked, axis=0)
+    owned = np.take_along_axis(ranked, winner[None], axis=0)[0] >= 0.0
+    masks_ranked = (np.arange(k)[:, None, None] == winner[None]) & owned[None]
+    masks = np.empty_like(scores)
+    masks[order] = masks_ranked
+    return masks, (~owned).astype(np.float32)
+
+
+def extend_band(scores: np.ndarray, n_bins: int) -> np.ndarray:
+    """Map model-band scores onto an input grid's bins.
+
+    Bins the model sees keep their score. Bins above the model's band (above 11.025 kHz, present when the
+    input rate exceeds 22.05 kHz) take, frame by frame, the mean score of the model band's top octave
+    (5.5-11 kHz): air and sibilance follow whoever owns the upper treble. Low rates simply drop the bins past
+    their Nyquist.
+
+    Parameters
+    ----------
+    scores : np.ndarray
+        shape ``(..., model_bins, frames)``.
+    n_bins : int
+        Bins of the input grid.
+
+    Returns
+    -------
+    np.ndarray
+        shape ``(..., n_bins, frames)``.
+    """
+    model_bins = scores.shape[-2]
+    if n_bins <= model_bins:
+        return scores[..., :n_bins, :]
+    top = scores[..., model_bins // 2:, :].mean(axis=-2, keepdims=True)
+    high = np.broadcast_to(top, scores.shape[:-2] + (n_bins - model_bins, scores.shape[-1]))
+    return np.concatenate([scores, high], axis=-2)

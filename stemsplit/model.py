@@ -1,0 +1,177 @@
+"""The mask CNN of the seed method, in Flax NNX, with a fully convolutional forward pass.
+
+Architecture (per 25-frame window of the 513-bin log magnitude): Conv 3x3 x2, MaxPool 3x3, Conv 3x3 x2,
+MaxPool 3x3, Dense, LeakyReLU, dropout, Dense + sigmoid (513 mask values, or 1 for vocal activity).
+Convolutions are "valid" along time and "same" along frequency, so a 25-frame window shrinks to exactly one
+time step: 25 -> 23 -> 21 -> pool 7 -> 5 -> 3 -> pool 1.
+
+The article slides that window one frame at a time. :func:`MaskCNN.__call__` computes every frame in one pass
+instead: pools keep stride 1 along time and the layers after them are dilated (by 3, then 9), which yields
+exactly the per-window result for every frame (see ``tests/test_model.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from .errors import TargetError
+
+__all__ = ["ModelConfig", "MaskCNN", "PRESETS", "model_config", "receptive_field"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size of one mask CNN.
+
+    Parameters
+    ----------
+    conv_channels : int
+        Filters in each of the four 3x3 convolutions (16 in the article).
+    dense_units : int
+        Units of the hidden dense layer (64 in the article).
+    outputs : int
+        513 for a mask frame, 1 for vocal activity.
+    n_bins : int
+        Frequency bins of the input.
+    conv_dropout, dense_dropout : float
+        Dropout rates after each pooling and after the dense layer (training only).
+    leaky_slope : float
+        Negative slope of the LeakyReLU activations.
+    """
+
+    conv_channels: int = 16
+    dense_units: int = 64
+    outputs: int = 513
+    n_bins: int = 513
+    conv_dropout: float = 0.25
+    dense_dropout: float = 0.5
+    leaky_slope: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.n_bins % 9:
+            raise TargetError(f"model n_bins must be a multiple of 9 (two 3x pools), got {self.n_bins}")
+        for name in ("conv_channels", "dense_units", "outputs"):
+            if getattr(self, name) < 1:
+                raise TargetError(f"model {name} must be positive, got {getattr(self, name)}")
+        for name in ("conv_dropout", "dense_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise TargetError(f"model {name} must be in [0, 1), got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        """Plain values, for checkpoint metadata."""
+        return asdict(self)
+
+
+PRESETS: dict[str, dict] = {
+    "article": {"conv_channels": 16, "dense_units": 64},
+    "small": {"conv_channels": 8, "dense_units": 32},
+    # for smoke tests of the CLI and pipeline: tiny and fast, never shipped as a trained model
+    "tiny": {"conv_channels": 2, "dense_units": 4},
+}
+
+
+def model_config(preset: str = "article", **overrides) -> ModelConfig:
+    """A :class:`ModelConfig` from a named preset with keyword overrides."""
+    if preset not in PRESETS:
+        raise TargetError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    unknown = set(overrides) - set(ModelConfig.__dataclass_fields__)
+    if unknown:
+        raise TargetError(f"unknown model setting(s): {', '.join(sorted(unknown))}")
+    return ModelConfig(**{**PRESETS[preset], **overrides})
+
+
+def receptive_field() -> int:
+    """Frames of input one output frame depends on (the seed method's 25)."""
+    return 25
+
+
+def _conv(x: jax.Array, conv: nnx.Conv, dilation: int) -> jax.Array:
+    """3x3 convolution, valid along time (dilated) and same along frequency; x is (batch, time, freq, ch)."""
+    y = jax.lax.conv_general_dilated(
+        x, conv.kernel[...], window_strides=(1, 1), padding=((0, 0), (1, 1)),
+        rhs_dilation=(dilation, 1), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + conv.bias[...]
+
+
+def _pool(x: jax.Array, time_stride: int, time_dilation: int) -> jax.Array:
+    """3x3 max pool: stride 3 along frequency; along time the given stride and dilation."""
+    return jax.lax.reduce_window(
+        x, -jnp.inf, jax.lax.max, window_dimensions=(1, 3, 3, 1), window_strides=(1, time_stride, 3, 1),
+        padding="VALID", window_dilation=(1, time_dilation, 1, 1))
+
+
+class MaskCNN(nnx.Module):
+    """Parameters of one target's mask CNN (or vocal activity detector).
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Layer sizes.
+    rngs : nnx.Rngs
+        Initialisation (``params``) and dropout (``dropout``) keys.
+    """
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        c = config.conv_channels
+        self.in_shift = nnx.Param(jnp.zeros((config.n_bins,), jnp.float32))
+        self.in_scale = nnx.Param(jnp.ones((config.n_bins,), jnp.float32))
+        self.conv1 = nnx.Conv(1, c, (3, 3), rngs=rngs)
+        self.conv2 = nnx.Conv(c, c, (3, 3), rngs=rngs)
+        self.conv3 = nnx.Conv(c, c, (3, 3), rngs=rngs)
+        self.conv4 = nnx.Conv(c, c, (3, 3), rngs=rngs)
+        self.dense = nnx.Linear((config.n_bins // 9) * c, config.dense_units, rngs=rngs)
+        self.head = nnx.Linear(config.dense_units, config.outputs, rngs=rngs)
+        self.conv_dropout = nnx.Dropout(config.conv_dropout, rngs=rngs)
+        self.dense_dropout = nnx.Dropout(config.dense_dropout, rngs=rngs)
+
+    def _trunk(self, x: jax.Array, dilated: bool) -> jax.Array:
+        """Convolutions and pools; x is (batch, time, freq) features, returns (batch, time', freq/9, ch)."""
+        act = lambda h: jax.nn.leaky_relu(h, self.config.leaky_slope)  # noqa: E731
+        h = ((x - self.in_shift[...]) * self.in_scale[...])[..., None]
+        h = act(_conv(h, self.conv1, 1))
+        h = act(_conv(h, self.conv2, 1))
+        h = self.conv_dropout(_pool(h, 1, 1) if dilated else _pool(h, 3, 1))
+        d = 3 if dilated else 1
+        h = act(_conv(h, self.conv3, d))
+        h = act(_conv(h, self.conv4, d))
+        return self.conv_dropout(_pool(h, 1, 3) if dilated else _pool(h, 3, 1))
+
+    def _head(self, h: jax.Array) -> jax.Array:
+        """Dense layers on (..., freq/9, ch) maps; returns logits (..., outputs)."""
+        h = h.reshape(h.shape[:-2] + (-1,))
+        h = jax.nn.leaky_relu(self.dense(h), self.config.leaky_slope)
+        return self.head(self.dense_dropout(h))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Logits for every frame at once.
+
+        Parameters
+        ----------
+        x : jax.Array
+            Features, shape ``(batch, frames + 24, n_bins)``: the frames to predict plus 12 frames of context
+            on each side.
+
+        Returns
+        -------
+        jax.Array
+            Logits, shape ``(batch, frames, outputs)``; apply ``jax.nn.sigmoid`` for mask values.
+        """
+        return self._head(self._trunk(x, dilated=True))
+
+    def sliding_window(self, x: jax.Array) -> jax.Array:
+        """The article's per-frame method: one 25-frame window per output frame (reference, slow).
+
+        Same contract as :meth:`__call__`.
+        """
+        context = receptive_field()
+        frames = x.shape[1] - context + 1
+        idx = jnp.arange(frames)[:, None] + jnp.arange(context)[None, :]
+        windows = x[:, idx]  # (batch, frames, context, bins)
+        flat = windows.reshape((-1, context, x.shape[-1]))
+        h = self._trunk(flat, dilated=False)  # (batch*frames, 1, freq/9, ch)
+        return self._head(h[:, 0]).reshape((x.shape[0], frames, -1))

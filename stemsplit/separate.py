@@ -1,0 +1,287 @@
+"""Offline separation: the :class:`Separator` runs the whole pipeline over a signal or a file, block by block.
+
+Each block of output samples needs the STFT frames that overlap it, and each of those frames needs 12 frames
+of context for the model, so a block reads its samples plus a margin. The inverse STFT normalises by the
+window weights of exactly the frames that exist, which makes block processing give the same samples as
+processing the whole signal at once, with memory bounded by the block size whatever the length.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from . import audio as audio_io
+from . import checkpoint, masks, spectral
+from .errors import CheckpointError, MissingCheckpointError, OptionError, SilentAudioError
+from .model import MaskCNN
+from .targets import TargetSpec, get_targets, sanitize_name
+
+__all__ = ["Separator", "LoadedTarget", "load_target", "residual_name", "ModelRunner"]
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class LoadedTarget:
+    """A target with its trained model."""
+
+    spec: TargetSpec
+    model: MaskCNN
+    checkpoint: Path | None
+    metadata: dict
+
+
+def load_target(spec: TargetSpec, checkpoint_dirs: Sequence[str | os.PathLike] = ()) -> LoadedTarget:
+    """Load a target's checkpoint; a missing one raises an error saying how to train it."""
+    path = spec.find_checkpoint(checkpoint_dirs)
+    if path is None:
+        where = spec.checkpoint_candidates(checkpoint_dirs)
+        raise MissingCheckpointError(
+            f"Target {spec.name!r} has no trained checkpoint (looked for {where[0] if where else spec.checkpoint_file}"
+            f"{' and elsewhere' if len(where) > 1 else ''}). Train one with: "
+            f"stemsplit train --target {spec.name} --musdb-root PATH/TO/MUSDB18")
+    model, stored, meta = checkpoint.load_model(path)
+    if stored.model != spec.model or stored.task != spec.task:
+        raise CheckpointError(f"Checkpoint {path} was trained for a different {spec.name!r} model "
+                              f"({stored.task}, {stored.model}); retrain it or fix the target file.")
+    return LoadedTarget(spec=spec, model=model, checkpoint=path, metadata=meta)
+
+
+def residual_name(specs: Sequence[TargetSpec]) -> str:
+    """Name of the stem holding what no target takes."""
+    return "accompaniment" if [s.name for s in specs] == ["vocals"] else "residual"
+
+
+class ModelRunner:
+    """Runs several targets' models on one features block inside a single compiled function.
+
+    (A ``vmap`` over stacked parameters turns the convolutions into batched-kernel convolutions, which XLA's
+    CPU backend runs about 15x slower than one plain convolution per model; see docs/performance.md.)
+    Inputs are padded to a few fixed lengths so each compiles once.
+    """
+
+    def __init__(self, models: Sequence[MaskCNN]):
+        split = [nnx.split(m) for m in models]
+        self.graphdefs = tuple(g for g, _ in split)
+        self.states = tuple(s for _, s in split)
+
+    @staticmethod
+    @functools.partial(jax.jit, static_argnums=0)
+    def _apply(graphdefs, states, x):
+        return [jax.nn.sigmoid(nnx.merge(g, s)(x[None])[0]) for g, s in zip(graphdefs, states, strict=True)]
+
+    def __call__(self, x: np.ndarray, frames: int) -> np.ndarray:
+        """Scores for ``frames`` frames from features ``x`` (frames + 24 + padding, bins) -> (models, frames, out)."""
+        outs = self._apply(self.graphdefs, self.states, jnp.asarray(x))
+        return np.stack([np.asarray(o)[:frames] for o in outs])
+
+
+def _bucket(n: int, block: int) -> int:
+    """A padded length for ``n`` frames: powers of two from 64, at most ``block``."""
+    size = 64
+    while size < n and size < block:
+        size *= 2
+    return max(size, n)
+
+
+class Separator:
+    """Separates audio into stems with trained target models, loading them once.
+
+    Parameters
+    ----------
+    targets : sequence of str
+        Target names, e.g. ``("vocals",)`` or ``("vocals", "drums", "bass", "other")``.
+    residual : bool
+        Also return what no target takes (``"accompaniment"`` for vocals alone, ``"residual"`` otherwise), so the
+        stems add up to the mix. Without it, several targets share every bin among themselves (highest score
+        wins) and still add up to the mix; a single target then simply drops the rest.
+    mask : {"binary", "soft"}
+        Binary masks under the dominance rule, or ratio masks from the scores.
+    targets_dir : sequence of path-like, optional
+        Extra folders of target TOML files (searched before the built-in ones).
+    checkpoint_dirs : sequence of path-like, optional
+        Extra folders to look for checkpoints in.
+    block_frames : int
+        STFT frames per processing block; bounds memory (2048 frames is ~24 s of audio).
+    loaded : sequence of LoadedTarget, optional
+        Already loaded targets (skips the lookup).
+
+    Examples
+    --------
+    >>> sep = Separator(("vocals", "drums", "bass", "other"))          # doctest: +SKIP
+    >>> stems = sep.separate(audio, 44100)                             # doctest: +SKIP
+    >>> sep.separate_file("song.mp3", "out/")                          # doctest: +SKIP
+    """
+
+    def __init__(self, targets: Sequence[str] = ("vocals",), *, residual: bool = True, mask: str = "binary",
+                 targets_dir: Sequence[str | os.PathLike] | None = None,
+                 checkpoint_dirs: Sequence[str | os.PathLike] = (), block_frames: int = 2048,
+                 loaded: Sequence[LoadedTarget] | None = None):
+        if isinstance(targets, str):
+            targets = [targets]
+        if mask not in masks.MASK_MODES:
+            raise OptionError(f"Unknown mask mode {mask!r}; choose one of {', '.join(masks.MASK_MODES)}.")
+        if not isinstance(block_frames, int) or block_frames < 64:
+            raise OptionError(f"block_frames must be an integer >= 64, got {block_frames!r}.")
+        if loaded is None:
+            specs = get_targets(list(targets), targets_dir)
+            for s in specs:
+                if s.task != "mask":
+                    raise OptionError(f"Target {s.name!r} detects activity; it cannot separate a stem "
+                                      "(use stemsplit.detect_vocals).")
+            loaded = [load_target(s, checkpoint_dirs) for s in specs]
+        self.targets = list(loaded)
+        self.specs = [t.spec for t in self.targets]
+        self.residual = residual
+        self.mask = mask
+        self.block_frames = block_frames
+        self.frontend = spectral.FRONTEND
+        self.runner = ModelRunner([t.model for t in self.targets])
+        self.stem_names = [s.name for s in self.specs] + ([residual_name(self.specs)] if residual else [])
+
+    # -- core -----------------------------------------------------------------------------------------------
+    def scores(self, feats: np.ndarray) -> np.ndarray:
+        """Model scores for features already padded with 12 context frames each side.
+
+        Parameters
+        ----------
+        feats : np.ndarray
+            shape ``(frames + 24, 513)``.
+
+        Returns
+        -------
+        np.ndarray
+            shape ``(targets, 513, frames)``.
+        """
+        hc = self.frontend.half_context
+        frames = feats.shape[0] - 2 * hc
+        size = _bucket(frames, self.block_frames + 16)
+        x = np.zeros((size + 2 * hc, feats.shape[1]), dtype=np.float32)
+        x[:feats.shape[0]] = feats
+        return np.swapaxes(self.runner(x, frames), 1, 2)
+
+    def stem_masks(self, scores: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+        """Masks on an input grid with ``n_bins`` bins from model scores (targets, 513, frames)."""
+        full = masks.extend_band(scores, n_bins)
+        thresholds = [s.threshold for s in self.specs]
+        if not self.residual and len(self.specs) > 1:
+            thresholds = [0.0] * len(self.specs)  # no residual: the best-scoring target takes every bin
+        return masks.combine(full, thresholds=thresholds, priorities=[s.priority for s in self.specs],
+                             mode=self.mask)
+
+    def _blocks(self, reader, grid: spectral.Grid, sink: Callable[[int, np.ndarray, np.ndarray], None],
+                progress: ProgressFn | None) -> None:
+        """Run every block of ``reader``'s signal, handing (start, mix block, stems (K, C, n)) to ``sink``."""
+        n = reader.frames
+        total = grid.n_frames(n)
+        hc = self.frontend.half_context
+        step = self.block_frames * grid.hop
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            lo, hi = spectral.frames_overlapping(grid, a, b, total)
+            f_lo, f_hi = max(0, lo - hc), min(total, hi + hc)
+            s0, s1 = spectral.frame_span(grid, f_lo, f_hi - f_lo)
+            seg = reader.read(s0, s1)
+            spec = spectral.stft(seg, grid)
+            feats = np.zeros((hi - lo + 2 * hc, self.frontend.n_bins), dtype=np.float32)
+            feats[f_lo - (lo - hc):f_hi - (lo - hc)] = spectral.features(spec, grid)
+            m, _ = self.stem_masks(self.scores(feats), grid.n_bins)
+            own = spec[:, :, lo - f_lo:hi - f_lo]
+            stems = np.stack([spectral.overlap_add(mk[None] * own, grid, lo, total, a, b) for mk in m])
+            sink(a, seg[:, a - s0:b - s0], stems)
+            if progress is not None:
+                progress(b, n)
+
+    def _assemble(self, mix: np.ndarray, stems: np.ndarray) -> list[np.ndarray]:
+        """Stem blocks in :attr:`stem_names` order (residual = mix minus the targets, so all add up exactly)."""
+        out = list(stems)
+        if self.residual:
+            out.append(mix - stems.sum(axis=0))
+        return out
+
+    # -- public -----------------------------------------------------------------------------------------------
+    def separate(self, audio: np.ndarray, sr: int, *, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
+        """Separate a signal held in memory.
+
+        Parameters
+        ----------
+        audio : np.ndarray
+            Shape ``(channels, samples)`` (any channel count) or ``(samples,)`` for mono.
+        sr : int
+            Its sample rate (8-192 kHz).
+        progress : callable, optional
+            Called as ``progress(samples_done, samples_total)`` after each block.
+
+        Returns
+        -------
+        dict of str to np.ndarray
+            One entry per name in :attr:`stem_names`, each shaped like ``audio``, at ``sr``.
+        """
+        a, sr, was_1d = audio_io.validate(audio, sr)
+        grid = self.frontend.grid(sr)
+        out = {name: np.empty_like(a) for name in self.stem_names}
+
+        def sink(start: int, mix: np.ndarray, stems: np.ndarray) -> None:
+            for name, block in zip(self.stem_names, self._assemble(mix, stems), strict=True):
+                out[name][:, start:start + block.shape[1]] = block
+
+        self._blocks(audio_io.ArrayReader(a, sr), grid, sink, progress)
+        return {k: (v[0] if was_1d else v) for k, v in out.items()}
+
+    def separate_file(self, path: str | os.PathLike, outdir: str | os.PathLike, *, fmt: str = "wav",
+                      progress: ProgressFn | None = None) -> dict[str, Path]:
+        """Separate a file into ``outdir/<file name>/<stem>.<fmt>``, reading and writing block by block.
+
+        Memory stays bounded whatever the length. Stems are written to temporary files that are renamed only
+        when the whole file has been separated, so a failure leaves no partial output.
+
+        Returns
+        -------
+        dict of str to Path
+            The stem files written.
+        """
+        fmt = audio_io.check_format(fmt)
+        reader = audio_io.open_reader(path)
+        dest = Path(outdir) / sanitize_name(Path(path).stem)
+        writers: dict[str, audio_io.StemWriter] = {}
+        peak = 0.0
+        try:
+            grid = self.frontend.grid(reader.sr)
+            for name in self.stem_names:
+                writers[name] = audio_io.StemWriter(dest / f"{sanitize_name(name)}.{fmt}", reader.sr,
+                                                    reader.channels, fmt)
+
+            def sink(start: int, mix: np.ndarray, stems: np.ndarray) -> None:
+                nonlocal peak
+                peak = max(peak, float(np.abs(mix).max(initial=0.0)))
+                for name, block in zip(self.stem_names, self._assemble(mix, stems), strict=True):
+                    writers[name].write(block)
+
+            self._blocks(reader, grid, sink, progress)
+            if peak == 0.0:
+                raise SilentAudioError(f"{path} is silent (all samples are zero): nothing to separate.")
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            _remove_if_empty(dest)
+            raise
+        finally:
+            reader.close()
+        return {name: w.commit() for name, w in writers.items()}
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a folder we created if it stayed empty."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from stemsplit import masks
+from stemsplit.errors import OptionError
+
+
+def test_ideal_binary_mask_against_float64_reference():
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((5, 7)) + 1j * rng.standard_normal((5, 7))
+    rest = rng.standard_normal((5, 7)) + 1j * rng.standard_normal((5, 7))
+    ibm = masks.ideal_binary_mask(t.astype(np.complex64), (t + rest).astype(np.complex64))
+    ref = np.array([[1.0 if abs(t[i, j]) > abs(rest[i, j]) else 0.0 for j in range(7)] for i in range(5)])
+    np.testing.assert_array_equal(ibm, ref)
+
+
+def test_ideal_ratio_mask_sums_to_one():
+    rng = np.random.default_rng(1)
+    s = rng.standard_normal((3, 4, 6)) + 1j * rng.standard_normal((3, 4, 6))
+    s[:, 0, 0] = 0
+    irm = masks.ideal_ratio_mask(s)
+    np.testing.assert_allclose(irm.sum(0), 1.0, atol=1e-6)
+    np.testing.assert_allclose(irm[:, 0, 0], 1 / 3)
+    np.testing.assert_allclose(irm[:, 1, 1], np.abs(s[:, 1, 1]) ** 2 / (np.abs(s[:, 1, 1]) ** 2).sum(), rtol=1e-5)
+
+
+def test_dominance_rule_partitions_bins():
+    rng = np.random.default_rng(2)
+    scores = rng.uniform(size=(4, 10, 12)).astype(np.float32)
+    m, r = masks.combine(scores, thresholds=[0.5] * 4)
+    np.testing.assert_array_equal(m.sum(0) + r, 1.0)
+    best = scores.argmax(0)
+    owned = scores.max(0) >= 0.5
+    for k in range(4):
+        np.testing.assert_array_equal(m[k], ((best == k) & owned).astype(np.float32))
+    # thresholds zero: nothing left for the residual
+    m, r = masks.combine(scores, thresholds=[0.0] * 4)
+    assert r.sum() == 0 and np.all(m.sum(0) == 1)
+
+
+def test_dominance_rule_ties_follow_priority():
+    scores = np.full((3, 2, 2), 0.7, np.float32)
+    m, _ = masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3])
+    assert m[1].all() and not m[0].any() and not m[2].any()
+
+
+def test_single_target_threshold():
+    scores = np.array([[[0.2, 0.5, 0.9]]], np.float32)
+    m, r = masks.combine(scores, thresholds=[0.5])
+    np.testing.assert_array_equal(m[0], [[0, 1, 1]])
+    np.testing.assert_array_equal(r, [[1, 0, 0]])
+
+
+def test_soft_masks_sum_to_one():
+    scores = np.array([[[0.9, 0.2]], [[0.8, 0.1]]], np.float32)
+    m, r = masks.combine(scores, thresholds=[0.5, 0.5], mode="soft")
+    np.testing.assert_allclose(m.sum(0) + r, 1.0, atol=1e-6)
+    np.testing.assert_allclose(m[:, 0, 1], [0.2, 0.1])
+    with pytest.raises(OptionError):
+        masks.combine(scores, thresholds=[0.5, 0.5], mode="fuzzy")
+
+
+def test_extend_band():
+    s = np.zeros((2, 513, 3), np.float32)
+    s[0, 256:] = 1.0
+    e = masks.extend_band(s, 1025)
+    assert e.shape == (2, 1025, 3)
+    np.testing.assert_array_equal(e[:, :513], s)
+    assert np.all(e[0, 513:] == 1.0) and np.all(e[1, 513:] == 0.0)
+    assert masks.extend_band(s, 187).shape == (2, 187, 3)

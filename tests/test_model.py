@@ -1,0 +1,66 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from stemsplit.errors import TargetError
+from stemsplit.model import MaskCNN, model_config
+
+
+def _model(preset="article", seed=0, **kw):
+    m = MaskCNN(model_config(preset, **kw), rngs=nnx.Rngs(seed))
+    m.eval()
+    return m
+
+
+def test_article_parameter_count_is_pinned():
+    m = _model()
+    n = sum(p.size for p in jax.tree.leaves(nnx.state(m, nnx.Param)))
+    # 2x513 input affine + 4 convs (160 + 3*2320) + Dense 912->64 + Dense 64->513
+    assert n == 2 * 513 + 160 + 3 * 2320 + (912 * 64 + 64) + (64 * 513 + 513) == 99923
+
+
+@pytest.mark.parametrize("preset,outputs", [("article", 513), ("small", 513), ("article", 1)])
+def test_fully_convolutional_equals_sliding_window(preset, outputs):
+    m = _model(preset, seed=3, outputs=outputs)
+    # random biases too, so every layer matters
+    state = nnx.state(m, nnx.Param)
+    keys = iter(jax.random.split(jax.random.key(7), 32))
+    nnx.update(m, jax.tree.map(lambda a: a + 0.1 * jax.random.normal(next(keys), a.shape), state))
+    x = jax.random.normal(jax.random.key(1), (2, 40 + 24, 513))
+    fc = m(x)
+    ref = m.sliding_window(x)
+    assert fc.shape == ref.shape == (2, 40, outputs)
+    assert float(jnp.abs(fc - ref).max()) < 1e-5
+    # a single frame's window alone gives the same output as inside the long pass
+    one = m(x[:, 10:10 + 25])
+    assert float(jnp.abs(one[:, 0] - fc[:, 10]).max()) < 1e-5
+
+
+def test_receptive_field_is_25_frames():
+    m = _model("tiny", seed=1)
+    x = np.zeros((1, 60, 513), np.float32)
+    base = np.asarray(m(x))
+    x[0, 30] = 5.0  # poke one frame: outputs 18..30 (frames whose window holds it) may change, no others
+    poked = np.asarray(m(x))
+    changed = np.nonzero(np.abs(poked - base).max(axis=-1)[0] > 0)[0]
+    assert changed.min() >= 30 - 24 and changed.max() <= 30
+    assert len(changed) > 0
+
+
+def test_dropout_only_in_training():
+    m = _model("tiny")
+    x = jax.random.normal(jax.random.key(0), (1, 30, 513))
+    np.testing.assert_array_equal(m(x), m(x))
+    m.train()
+    assert not np.array_equal(np.asarray(m(x)), np.asarray(m(x)))
+
+
+def test_bad_config():
+    with pytest.raises(TargetError):
+        model_config("huge")
+    with pytest.raises(TargetError):
+        model_config(conv_channels=0)
+    with pytest.raises(TargetError):
+        model_config(n_bins=512)
