@@ -102,6 +102,23 @@ def _targets(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("synth")
+def _synth(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .data.synth import SynthConfig, render_dataset
+
+    config = SynthConfig(seconds=args.seconds, real_data_root=args.real_data) if args.real_data else \
+        SynthConfig(seconds=args.seconds)
+    with tqdm(total=args.tracks, desc="rendering", unit="song", disable=args.quiet) as bar:
+        folders = render_dataset(args.out, tracks=args.tracks, seconds=args.seconds, seed=args.seed,
+                                 config=config, workers=args.workers,
+                                 progress=lambda done, total: bar.update(done - bar.n))
+    if not args.quiet:
+        print(f"wrote {len(folders)} tracks to {args.out}/(train|test)/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from . import __version__
@@ -130,6 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra folder of target .toml files (repeatable)")
     s.add_argument("--checkpoint-dir", action="append", metavar="DIR",
                    help="extra folder to look for checkpoints in (repeatable)")
+
+    y = sub.add_parser("synth", help="render a MUSDB-layout training corpus from sampled instruments",
+                       description="Render songs from sampled instruments into OUT/train and OUT/test "
+                                   "(mixture, vocals, drums, bass, other wavs at 44.1 kHz stereo).")
+    y.add_argument("out", metavar="OUT", help="dataset folder to create")
+    y.add_argument("--tracks", type=_positive_int, default=10, help="number of songs (default 10)")
+    y.add_argument("--seconds", type=float, default=30.0, help="length of each song (default 30)")
+    y.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same files")
+    y.add_argument("--workers", type=_positive_int, default=max(1, os.cpu_count() or 1),
+                   help="parallel render processes (default: all cores)")
+    y.add_argument("--real-data", metavar="DIR", default=None,
+                   help="folder of real recordings to mix in (layout of shared/data; read, never copied)")
+    y.add_argument("-q", "--quiet", action="store_true")
 
     for register in _EXTRA_PARSERS:
         register(sub)
