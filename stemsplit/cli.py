@@ -119,6 +119,34 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("train")
+def _train(args: argparse.Namespace) -> int:
+    from .data.dataset import AugmentConfig
+    from .targets import get_target
+    from .train import TrainConfig, plot_metrics, train
+
+    if args.plot:
+        print(plot_metrics(args.plot))
+        return 0
+    if not args.target or not args.musdb_root:
+        raise OptionError("stemsplit train needs --target NAME and --musdb-root ROOT (or --plot RUN).")
+    if args.coordinator:
+        import jax
+
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    spec = get_target(args.target, args.targets_dir)
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, lr=args.lr, loss=args.loss,
+                      seed=args.seed, val_every=args.val_every, patience=args.patience,
+                      augment=AugmentConfig(remix=args.remix))
+    run_dir = args.run_dir or os.path.join("runs", spec.name)
+    valid = [v for v in (args.valid_tracks or "").split(",") if v] or None
+    dest = train(spec, args.musdb_root, is_wav=args.is_wav, config=cfg, run_dir=run_dir, resume=args.resume,
+                 out=args.out, valid_tracks=valid, progress=not args.quiet)
+    if dest is not None and not args.quiet:
+        print(f"checkpoint written to {dest}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from . import __version__
@@ -160,6 +188,35 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--real-data", metavar="DIR", default=None,
                    help="folder of real recordings to mix in (layout of shared/data; read, never copied)")
     y.add_argument("-q", "--quiet", action="store_true")
+
+    r = sub.add_parser("train", help="train a target on MUSDB18 or any folder in its layout",
+                       description="Train a target's mask CNN (or activity detector) on MUSDB-layout data. "
+                                   "Rerun the same command with --resume to continue a stopped run.")
+    r.add_argument("--target", metavar="NAME", help="target to train (a targets/NAME.toml)")
+    r.add_argument("--musdb-root", action="append", metavar="ROOT",
+                   help="dataset root with train/ (and test/); repeat to pool several")
+    r.add_argument("--is-wav", action="store_true", help="decoded wav layout instead of .stem.mp4")
+    r.add_argument("--steps", type=_positive_int, default=20_000, help="optimizer steps (default 20000)")
+    r.add_argument("--batch", type=_positive_int, default=16, help="examples per step (default 16)")
+    r.add_argument("--frames", type=_positive_int, default=64,
+                   help="frames predicted per example; 1 = the article's single centre frame (default 64)")
+    r.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default 1e-3)")
+    r.add_argument("--loss", choices=["mse", "bce"], default="mse", help="mse as in the article, or bce")
+    r.add_argument("--remix", type=float, default=0.5,
+                   help="probability of drawing each source from a different track (default 0.5)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--val-every", type=_positive_int, default=500, help="steps between validations")
+    r.add_argument("--valid-tracks", metavar="NAMES", help="comma-separated track names to validate on")
+    r.add_argument("--patience", type=int, default=0, help="early stop after N validations without gain")
+    r.add_argument("--run-dir", metavar="DIR", help="run folder (default runs/NAME)")
+    r.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    r.add_argument("--out", metavar="PATH", help="checkpoint destination (default: where separate looks)")
+    r.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
+    r.add_argument("--plot", metavar="RUN", help="draw RUN/metrics.jsonl to RUN/curves.png and exit")
+    r.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: jax.distributed coordinator")
+    r.add_argument("--num-processes", type=int, help="multi-host: number of processes")
+    r.add_argument("--process-id", type=int, help="multi-host: this process's index")
+    r.add_argument("-q", "--quiet", action="store_true")
 
     for register in _EXTRA_PARSERS:
         register(sub)

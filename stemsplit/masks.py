@@ -23,20 +23,26 @@ __all__ = ["MASK_MODES", "ideal_binary_mask", "ideal_ratio_mask", "combine", "ex
 MASK_MODES = ("binary", "soft")
 
 
-def ideal_binary_mask(target: np.ndarray, mix: np.ndarray) -> np.ndarray:
+def ideal_binary_mask(target: np.ndarray, mix: np.ndarray, *, channel_axis: int | None = None) -> np.ndarray:
     """Ideal binary mask of a target: 1 where it is louder than the rest of the mix combined.
 
     Parameters
     ----------
     target, mix : np.ndarray
         Complex spectra of the target and of the mixture, same shape ``(..., bins, frames)``.
+    channel_axis : int, optional
+        Average magnitudes over this axis first, giving one mask for all channels (what the models learn,
+        since one mask serves every channel).
 
     Returns
     -------
     np.ndarray
-        float32 mask of 0s and 1s, same shape.
+        float32 mask of 0s and 1s, shape of the inputs (without ``channel_axis``).
     """
-    return (np.abs(target) > np.abs(mix - target)).astype(np.float32)
+    t, r = np.abs(target), np.abs(mix - target)
+    if channel_axis is not None:
+        t, r = t.mean(axis=channel_axis), r.mean(axis=channel_axis)
+    return (t > r).astype(np.float32)
 
 
 def ideal_ratio_mask(sources: np.ndarray, *, power: float = 2.0, eps: float = 1e-10) -> np.ndarray:

@@ -98,10 +98,17 @@ def _conv(x: jax.Array, conv: nnx.Conv, dilation: int) -> jax.Array:
 
 
 def _pool(x: jax.Array, time_stride: int, time_dilation: int) -> jax.Array:
-    """3x3 max pool: stride 3 along frequency; along time the given stride and dilation."""
-    return jax.lax.reduce_window(
-        x, -jnp.inf, jax.lax.max, window_dimensions=(1, 3, 3, 1), window_strides=(1, time_stride, 3, 1),
-        padding="VALID", window_dilation=(1, time_dilation, 1, 1))
+    """3x3 max pool: stride 3 along frequency; along time the given stride and dilation.
+
+    The stride-1 dilated form is a max of three shifted slices (``reduce_window`` has no gradient for
+    dilated windows).
+    """
+    if time_stride == 1:
+        x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, 3, 1), (1, 1, 3, 1), "VALID")
+        n = x.shape[1] - 2 * time_dilation
+        d = time_dilation
+        return jnp.maximum(jnp.maximum(x[:, :n], x[:, d:d + n]), x[:, 2 * d:2 * d + n])
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, time_stride, 3, 1), "VALID")
 
 
 class MaskCNN(nnx.Module):
@@ -126,28 +133,29 @@ class MaskCNN(nnx.Module):
         self.conv4 = nnx.Conv(c, c, (3, 3), rngs=rngs)
         self.dense = nnx.Linear((config.n_bins // 9) * c, config.dense_units, rngs=rngs)
         self.head = nnx.Linear(config.dense_units, config.outputs, rngs=rngs)
-        self.conv_dropout = nnx.Dropout(config.conv_dropout, rngs=rngs)
-        self.dense_dropout = nnx.Dropout(config.dense_dropout, rngs=rngs)
+        # dropout keys come with each training call (explicit, resumable randomness), none are stored
+        self.conv_dropout = nnx.Dropout(config.conv_dropout)
+        self.dense_dropout = nnx.Dropout(config.dense_dropout)
 
-    def _trunk(self, x: jax.Array, dilated: bool) -> jax.Array:
+    def _trunk(self, x: jax.Array, dilated: bool, rngs: nnx.Rngs | None) -> jax.Array:
         """Convolutions and pools; x is (batch, time, freq) features, returns (batch, time', freq/9, ch)."""
         act = lambda h: jax.nn.leaky_relu(h, self.config.leaky_slope)  # noqa: E731
         h = ((x - self.in_shift[...]) * self.in_scale[...])[..., None]
         h = act(_conv(h, self.conv1, 1))
         h = act(_conv(h, self.conv2, 1))
-        h = self.conv_dropout(_pool(h, 1, 1) if dilated else _pool(h, 3, 1))
+        h = self.conv_dropout(_pool(h, 1, 1) if dilated else _pool(h, 3, 1), rngs=rngs)
         d = 3 if dilated else 1
         h = act(_conv(h, self.conv3, d))
         h = act(_conv(h, self.conv4, d))
-        return self.conv_dropout(_pool(h, 1, 3) if dilated else _pool(h, 3, 1))
+        return self.conv_dropout(_pool(h, 1, 3) if dilated else _pool(h, 3, 1), rngs=rngs)
 
-    def _head(self, h: jax.Array) -> jax.Array:
+    def _head(self, h: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
         """Dense layers on (..., freq/9, ch) maps; returns logits (..., outputs)."""
         h = h.reshape(h.shape[:-2] + (-1,))
         h = jax.nn.leaky_relu(self.dense(h), self.config.leaky_slope)
-        return self.head(self.dense_dropout(h))
+        return self.head(self.dense_dropout(h, rngs=rngs))
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """Logits for every frame at once.
 
         Parameters
@@ -155,13 +163,15 @@ class MaskCNN(nnx.Module):
         x : jax.Array
             Features, shape ``(batch, frames + 24, n_bins)``: the frames to predict plus 12 frames of context
             on each side.
+        rngs : nnx.Rngs, optional
+            Dropout keys (stream ``dropout``); needed only in training mode.
 
         Returns
         -------
         jax.Array
             Logits, shape ``(batch, frames, outputs)``; apply ``jax.nn.sigmoid`` for mask values.
         """
-        return self._head(self._trunk(x, dilated=True))
+        return self._head(self._trunk(x, dilated=True, rngs=rngs), rngs)
 
     def sliding_window(self, x: jax.Array) -> jax.Array:
         """The article's per-frame method: one 25-frame window per output frame (reference, slow).
@@ -173,5 +183,5 @@ class MaskCNN(nnx.Module):
         idx = jnp.arange(frames)[:, None] + jnp.arange(context)[None, :]
         windows = x[:, idx]  # (batch, frames, context, bins)
         flat = windows.reshape((-1, context, x.shape[-1]))
-        h = self._trunk(flat, dilated=False)  # (batch*frames, 1, freq/9, ch)
-        return self._head(h[:, 0]).reshape((x.shape[0], frames, -1))
+        h = self._trunk(flat, dilated=False, rngs=None)  # (batch*frames, 1, freq/9, ch)
+        return self._head(h[:, 0], None).reshape((x.shape[0], frames, -1))

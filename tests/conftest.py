@@ -52,3 +52,34 @@ def tone_mix(sr: int = 22050, seconds: float = 2.0, channels: int = 2, seed: int
 @pytest.fixture()
 def song() -> tuple[np.ndarray, int]:
     return tone_mix(), 22050
+
+
+def make_musdb(root: Path, *, tracks: int = 3, seconds: float = 2.0, sr: int = 22050, subset: str = "train",
+               extra_stems: tuple[str, ...] = (), seed: int = 0, silent: tuple[str, ...] = ()) -> Path:
+    """A tiny MUSDB-layout folder of generated songs: a harmonic 'voice', noise 'drums', a low sine 'bass',
+    chords as 'other' (and any extra stems as a bright square wave), with mixture = sum."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    n = int(sr * seconds)
+    t = np.arange(n) / sr
+    for i in range(tracks):
+        folder = root / subset / f"song{seed}-{i}"
+        folder.mkdir(parents=True, exist_ok=True)
+        f0 = rng.uniform(180, 400)
+        gate = (np.sin(2 * np.pi * rng.uniform(0.5, 2) * t) > -0.2).astype(np.float32)
+        stems = {
+            "vocals": sum(0.3 / k * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) for k in range(1, 8)) * gate,
+            "drums": rng.standard_normal(n) * 0.3 * (np.mod(t, 0.25) < 0.04),
+            "bass": 0.3 * np.sin(2 * np.pi * rng.uniform(40, 80) * t),
+            "other": sum(0.1 * np.sin(2 * np.pi * f * t) for f in rng.uniform(300, 2000, 3)),
+        }
+        for name in extra_stems:
+            stems[name] = 0.1 * np.sign(np.sin(2 * np.pi * rng.uniform(500, 900) * t))
+        for name in silent:
+            stems[name] = np.zeros(n)
+        stereo = {k: np.stack([v, 0.8 * v]).astype(np.float32) for k, v in stems.items()}
+        for k, v in stereo.items():
+            sf.write(folder / f"{k}.wav", v.T, sr, subtype="FLOAT")
+        sf.write(folder / "mixture.wav", sum(stereo.values()).T, sr, subtype="FLOAT")
+    return root

@@ -54,7 +54,9 @@ def test_dropout_only_in_training():
     x = jax.random.normal(jax.random.key(0), (1, 30, 513))
     np.testing.assert_array_equal(m(x), m(x))
     m.train()
-    assert not np.array_equal(np.asarray(m(x)), np.asarray(m(x)))
+    a, b = m(x, rngs=nnx.Rngs(dropout=1)), m(x, rngs=nnx.Rngs(dropout=2))
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(a, m(x, rngs=nnx.Rngs(dropout=1)))
 
 
 def test_bad_config():

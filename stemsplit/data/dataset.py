@@ -1,0 +1,311 @@
+"""Training data: MUSDB18 (or any folder in its layout) through ``musdb``, excerpt sampling and augmentation.
+
+Tracks are found with ``musdb.DB`` (its train/validation split included). For the decoded wav layout every
+``<stem>.wav`` in a track folder is readable, so a new target can use stems MUSDB does not have (``piano.wav``).
+Excerpts are read with random access (soundfile for wav; musdb/stempeg chunks for ``.stem.mp4``).
+
+Augmentation follows the peers (open-unmix, demucs): random gain per source, random channel swap, sources drawn
+from different tracks at different offsets, and silent excerpts skipped. Every example depends only on
+``(seed, step, index)``, so a run is reproducible and resumable without storing a sampler state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .. import masks, spectral
+from ..errors import DataError, DependencyError
+
+__all__ = ["Track", "AugmentConfig", "require_ffmpeg", "find_tracks", "split_tracks", "ExampleSampler",
+           "activity_labels"]
+
+SILENCE_RMS = 1e-4  # -80 dBFS: an excerpt quieter than this is skipped
+
+
+def require_ffmpeg() -> None:
+    """musdb and museval call ffmpeg/ffprobe at import, even for wav folders."""
+    missing = [t for t in ("ffmpeg", "ffprobe") if shutil.which(t) is None]
+    if missing:
+        raise DependencyError(f"{' and '.join(missing)} not found: musdb needs it. Install it with "
+                              "`bash scripts/install-system-deps.sh` (Debian package ffmpeg).")
+
+
+@dataclass
+class Track:
+    """One multitrack song.
+
+    Attributes
+    ----------
+    name : str
+    sr : int
+    length : int
+        Samples.
+    stems : dict of str to Path
+        Stem name -> wav file (wav layout).
+    mixture : Path or None
+    musdb_track : object or None
+        The ``musdb`` track, for ``.stem.mp4`` reading.
+    """
+
+    name: str
+    sr: int
+    length: int
+    stems: dict[str, Path] = field(default_factory=dict)
+    mixture: Path | None = None
+    musdb_track: object | None = None
+
+    def read(self, stem: str, start: int, count: int) -> np.ndarray:
+        """``count`` samples of a stem from ``start`` as (2, count) float32 (mono doubled)."""
+        if self.musdb_track is not None and stem not in self.stems:
+            t = self.musdb_track
+            t.chunk_start = start / self.sr
+            t.chunk_duration = count / self.sr
+            src = t.audio if stem == "mixture" else t.sources[stem].audio
+            a = np.asarray(src, dtype=np.float32).T[:, :count]
+            if a.shape[1] < count:
+                a = np.pad(a, ((0, 0), (0, count - a.shape[1])))
+        else:
+            path = self.mixture if stem == "mixture" else self.stems[stem]
+            a = sf.read(str(path), start=start, frames=count, dtype="float32", always_2d=True, fill_value=0.0)[0].T
+        if a.shape[0] == 1:
+            a = np.repeat(a, 2, axis=0)
+        return a[:2]
+
+
+def _musdb_tracks(root: Path, is_wav: bool, subsets: str, split: str | None) -> list:
+    """``musdb.DB(...).tracks``, with the ffmpeg check and clear errors."""
+    require_ffmpeg()
+    import musdb
+
+    try:
+        return list(musdb.DB(root=str(root), is_wav=is_wav, subsets=subsets, split=split).tracks)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise DataError(f"Cannot read a MUSDB dataset at {root}: {e}") from None
+
+
+def _to_track(mt, is_wav: bool) -> Track:
+    """A ``musdb`` track as a :class:`Track`."""
+    if is_wav:
+        folder = Path(mt.path).parent
+        stems = {p.stem: p for p in sorted(folder.glob("*.wav")) if p.stem != "mixture"}
+        mixture = folder / "mixture.wav"
+        ref = mixture if mixture.exists() else next(iter(stems.values()), None)
+        if ref is None:
+            raise DataError(f"Track folder {folder} holds no wav files.")
+        info = sf.info(str(ref))
+        return Track(name=mt.name, sr=info.samplerate, length=info.frames, stems=stems,
+                     mixture=mixture if mixture.exists() else None, musdb_track=None)
+    return Track(name=mt.name, sr=int(mt.rate), length=int(mt.duration * mt.rate), stems={},
+                 mixture=None, musdb_track=mt)
+
+
+def find_tracks(root: str | os.PathLike, *, is_wav: bool, subset: str = "train",
+                split: str | None = None) -> list[Track]:
+    """Tracks of a MUSDB-layout dataset.
+
+    Parameters
+    ----------
+    root : path-like
+        Folder holding ``train/`` and/or ``test/``.
+    is_wav : bool
+        Decoded wav layout (``True``) or ``.stem.mp4`` files (``False``).
+    subset : {"train", "test"}
+    split : {"train", "valid"} or None
+        musdb's split of the train subset (MUSDB18's official validation tracks).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"Dataset folder not found: {root}")
+    if not (root / subset).is_dir():
+        return []
+    return [_to_track(mt, is_wav) for mt in _musdb_tracks(root, is_wav, subset, split)]
+
+
+def split_tracks(roots: Sequence[str | os.PathLike], *, is_wav: bool,
+                 valid_names: Sequence[str] | None = None) -> tuple[list[Track], list[Track]]:
+    """Training and validation tracks from one or more dataset roots.
+
+    Validation tracks are, in order of preference: the names given; MUSDB18's official validation split when
+    the root is MUSDB18; the root's ``test`` subset; else the last tenth of the training tracks by name.
+    """
+    train: list[Track] = []
+    valid: list[Track] = []
+    for root in roots:
+        every = find_tracks(root, is_wav=is_wav, subset="train")
+        if valid_names:
+            train += [t for t in every if t.name not in valid_names]
+            valid += [t for t in every if t.name in valid_names]
+            valid += [t for t in find_tracks(root, is_wav=is_wav, subset="test") if t.name in valid_names]
+            continue
+        official = {t.name for t in find_tracks(root, is_wav=is_wav, subset="train", split="valid")}
+        if official and len(official) < len(every):
+            train += [t for t in every if t.name not in official]
+            valid += [t for t in every if t.name in official]
+            continue
+        test = find_tracks(root, is_wav=is_wav, subset="test")
+        if test:
+            train += every
+            valid += test
+        elif len(every) >= 2:
+            k = max(1, len(every) // 10)
+            train += every[:-k]
+            valid += every[-k:]
+        else:
+            train += every
+    if not train:
+        raise DataError(f"No training tracks found under {', '.join(map(str, roots))} "
+                        "(expected ROOT/train/<track>/<stem>.wav or .stem.mp4 files).")
+    return train, valid
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """How training excerpts are varied.
+
+    Parameters
+    ----------
+    gain_db : (float, float)
+        Range of the random gain per source.
+    channel_swap : float
+        Probability of swapping left and right per source.
+    remix : float
+        Probability that an example's sources come from different tracks at different offsets.
+    keep_silent_target : float
+        Probability of keeping an excerpt whose target is silent (such examples teach "no target here").
+    """
+
+    gain_db: tuple[float, float] = (-12.0, 3.0)
+    channel_swap: float = 0.5
+    remix: float = 0.5
+    keep_silent_target: float = 0.2
+
+
+def activity_labels(target: np.ndarray, mix: np.ndarray, threshold_db: float) -> np.ndarray:
+    """Frame labels for vocal activity: 1 where the target's energy in the model band is within
+    ``threshold_db`` of the mix's (spectra shaped (channels, bins, frames)) -> (frames,)."""
+    et = (np.abs(target) ** 2).sum(axis=(0, 1))
+    em = (np.abs(mix) ** 2).sum(axis=(0, 1))
+    return (10 * np.log10((et + 1e-12) / (em + 1e-12)) > threshold_db).astype(np.float32)
+
+
+class ExampleSampler:
+    """Draws training examples (features, target mask frames) from tracks.
+
+    Parameters
+    ----------
+    tracks : list of Track
+    target_stems : sequence of str
+        Stems summed to form the target.
+    frames : int
+        Frames predicted per example (1 = the article's single centre frame; more trains the fully
+        convolutional model on many frames at once, much cheaper per frame).
+    task : {"mask", "activity"}
+    augment : AugmentConfig or None
+        None gives plain excerpts of one track (validation).
+    activity_threshold_db : float
+        Label threshold for the activity task.
+    """
+
+    def __init__(self, tracks: Sequence[Track], target_stems: Sequence[str], *, frames: int, task: str = "mask",
+                 augment: AugmentConfig | None = AugmentConfig(), activity_threshold_db: float = -15.0,
+                 frontend: spectral.Frontend = spectral.FRONTEND):
+        self.target_stems = tuple(target_stems)
+        self.tracks = [t for t in tracks if self._usable(t)]
+        if not self.tracks:
+            raise DataError(f"No track has the stem(s) {', '.join(self.target_stems)} "
+                            f"(found: {sorted({s for t in tracks for s in t.stems}) or 'none'}).")
+        self.frames, self.task, self.augment = frames, task, augment
+        self.activity_threshold_db = activity_threshold_db
+        self.frontend = frontend
+        self.context = frames + 2 * frontend.half_context
+        self.others = sorted({s for t in self.tracks for s in t.stems if s not in self.target_stems
+                              and s != "accompaniment"})
+
+    def _usable(self, t: Track) -> bool:
+        if t.musdb_track is not None:
+            return all(s in ("vocals", "drums", "bass", "other") for s in self.target_stems)
+        return all(s in t.stems for s in self.target_stems)
+
+    def excerpt_samples(self, sr: int) -> int:
+        """Samples one example reads at rate ``sr``."""
+        g = self.frontend.grid(sr)
+        start, stop = spectral.frame_span(g, 0, self.context)
+        return stop - start
+
+    def _sources(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+        """(target, rest) excerpts, each (2, n), and their rate."""
+        track = self.tracks[rng.integers(len(self.tracks))]
+        sr, n = track.sr, self.excerpt_samples(track.sr)
+        remix = self.augment is not None and rng.random() < self.augment.remix
+
+        def pick(stem: str) -> tuple[Track, int]:
+            t = track
+            if remix:
+                pool = [u for u in self.tracks if u.sr == sr and (stem in u.stems or u.musdb_track is not None)]
+                t = pool[rng.integers(len(pool))]
+            return t, int(rng.integers(0, max(1, t.length - n)))
+
+        base_offset = int(rng.integers(0, max(1, track.length - n)))
+        parts: dict[str, np.ndarray] = {}
+        stems = list(self.target_stems) + [s for s in self.others if s in track.stems or track.musdb_track]
+        for stem in stems:
+            t, off = pick(stem) if remix else (track, base_offset)
+            if stem not in t.stems and t.musdb_track is None:
+                continue
+            a = t.read(stem, off, n)
+            if self.augment is not None:
+                lo, hi = self.augment.gain_db
+                a = a * np.float32(10 ** (rng.uniform(lo, hi) / 20))
+                if rng.random() < self.augment.channel_swap:
+                    a = a[::-1]
+            parts[stem] = a
+        target = sum(parts[s] for s in self.target_stems)
+        rest = [parts[s] for s in parts if s not in self.target_stems]
+        if rest:
+            other = sum(rest)
+        elif track.mixture is not None or track.musdb_track is not None:  # no other stems: mix minus target
+            other = track.read("mixture", base_offset, n) - target
+        else:
+            other = np.zeros_like(target)
+        return target.astype(np.float32), other.astype(np.float32), sr
+
+    def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One example: features ``(frames + 24, 513)`` and labels ``(frames, 513)`` (or ``(frames, 1)``)."""
+        for _ in range(20):
+            target, other, sr = self._sources(rng)
+            mix = target + other
+            if np.sqrt(np.mean(mix ** 2)) < SILENCE_RMS:
+                continue
+            silent_target = np.sqrt(np.mean(target ** 2)) < SILENCE_RMS
+            keep = self.augment.keep_silent_target if self.augment is not None else 1.0
+            if silent_target and rng.random() >= keep:
+                continue
+            break
+        g = self.frontend.grid(sr)
+        spec_mix = spectral.stft(mix, g)
+        spec_t = spectral.stft(target, g)
+        x = spectral.features(spec_mix, g)
+        hc = self.frontend.half_context
+        centre = slice(hc, hc + self.frames)
+        if self.task == "activity":
+            y = activity_labels(spec_t[:, :g.model_bins, centre], spec_mix[:, :g.model_bins, centre],
+                                self.activity_threshold_db)[:, None]
+        else:
+            y = np.zeros((self.frontend.n_bins, self.frames), np.float32)
+            y[:g.model_bins] = masks.ideal_binary_mask(spec_t[:, :g.model_bins, centre],
+                                                       spec_mix[:, :g.model_bins, centre], channel_axis=0)
+            y = y.T
+        return x, np.ascontiguousarray(y, dtype=np.float32)
+
+    def batch(self, seed: int, step: int, size: int, stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """A batch that depends only on ``(seed, step, stream)``: (size, frames + 24, 513), (size, frames, out)."""
+        rng = np.random.default_rng([seed, stream, step])
+        xs, ys = zip(*(self.example(rng) for _ in range(size)), strict=True)
+        return np.stack(xs), np.stack(ys)

@@ -1,0 +1,476 @@
+"""Training a target's mask CNN (or vocal activity detector) on MUSDB-layout data.
+
+``train_step`` is a pure function, jitted where it is called, data-parallel over every JAX device through
+``jax.sharding`` (batch split along a ``data`` mesh axis, parameters replicated) and over several hosts with
+``jax.distributed``. Runs write a resumable state (parameters, optimizer state, step; the data sampler needs
+no state since each batch depends only on the seed and the step), the best model, and metrics as JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from . import checkpoint
+from .data.dataset import AugmentConfig, ExampleSampler, Track, split_tracks
+from .errors import CheckpointError, DataError, OptionError
+from .evaluate import quick_sdr
+from .model import MaskCNN
+from .targets import TargetSpec
+
+__all__ = ["TrainConfig", "Trainer", "make_optimizer", "loss_fn", "train_step", "train", "plot_metrics"]
+
+LOSSES = ("mse", "bce")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of one training run (all overridable from the command line).
+
+    Parameters
+    ----------
+    steps : int
+        Optimizer steps in total.
+    batch : int
+        Examples per step (global, over all devices and hosts).
+    frames : int
+        Frames predicted per example (1 = the article's 25-frame window to one centre frame).
+    lr, warmup, min_lr_ratio : float, int, float
+        Adam learning rate, linear warm-up steps, and the cosine decay's final fraction.
+    clip : float
+        Global gradient-norm clip.
+    loss : {"mse", "bce"}
+        The article's mean squared error on sigmoid outputs, or binary cross-entropy.
+    seed : int
+    val_every : int
+        Steps between validations (loss on fixed excerpts, SDR of separated validation tracks).
+    val_batches : int
+        Fixed validation batches.
+    val_seconds : float
+        Seconds of each validation track separated for the SDR.
+    patience : int
+        Stop after this many validations without improvement (0 = never).
+    save_every_s : float
+        Seconds between resumable state writes.
+    augment : AugmentConfig
+    """
+
+    steps: int = 20_000
+    batch: int = 16
+    frames: int = 64
+    lr: float = 1e-3
+    warmup: int = 200
+    min_lr_ratio: float = 0.05
+    clip: float = 1.0
+    loss: str = "mse"
+    seed: int = 0
+    val_every: int = 500
+    val_batches: int = 8
+    val_seconds: float = 30.0
+    patience: int = 0
+    save_every_s: float = 180.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise OptionError(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+        for name in ("steps", "batch", "frames", "val_every"):
+            if getattr(self, name) < 1:
+                raise OptionError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.lr <= 0:
+            raise OptionError(f"lr must be positive, got {self.lr}.")
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    """Adam with warm-up and cosine decay, after global-norm clipping."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=cfg.lr, warmup_steps=min(cfg.warmup, max(cfg.steps - 1, 1)),
+        decay_steps=max(cfg.steps, cfg.warmup + 1), end_value=cfg.lr * cfg.min_lr_ratio)
+    return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adam(schedule))
+
+
+def loss_fn(logits: jax.Array, labels: jax.Array, kind: str) -> jax.Array:
+    """Mean loss of sigmoid outputs against 0/1 labels (``"mse"`` as in the article, or ``"bce"``)."""
+    if kind == "bce":
+        return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
+    return jnp.mean((jax.nn.sigmoid(logits) - labels) ** 2)
+
+
+def train_step(graphdef, params, rest, opt_state, x, y, key, *, tx, loss_kind):
+    """One optimizer step; pure. Returns ``(params, opt_state, loss)``."""
+
+    def objective(p):
+        model = nnx.merge(graphdef, p, rest)
+        return loss_fn(model(x, rngs=nnx.Rngs(dropout=key)), y, loss_kind)
+
+    loss, grads = jax.value_and_grad(objective)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
+def eval_loss(graphdef, params, rest, x, y, *, loss_kind):
+    """Loss without dropout; pure."""
+    return loss_fn(nnx.merge(graphdef, params, rest)(x), y, loss_kind)
+
+
+class _Prefetcher:
+    """Builds batches in a background thread (numpy STFTs release the GIL) while the step runs."""
+
+    def __init__(self, make: Callable[[int], tuple[np.ndarray, np.ndarray]], start: int, stop: int, depth: int = 3):
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(make, start, stop), daemon=True)
+        self._thread.start()
+
+    def _run(self, make, start, stop) -> None:
+        try:
+            for step in range(start, stop):
+                item = (step, make(step))
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        except BaseException as e:  # surfaces in the consumer
+            self._q.put((None, e))
+
+    def get(self) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+        step, item = self._q.get()
+        if step is None:
+            raise item
+        return step, item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class Trainer:
+    """A training run of one target.
+
+    Parameters
+    ----------
+    spec : TargetSpec
+    train_tracks, valid_tracks : list of Track
+    config : TrainConfig
+    run_dir : path-like
+        Folder for ``state.npz``, ``best.npz``, ``metrics.jsonl``, ``config.json``.
+    resume : bool
+        Continue from ``run_dir/state.npz`` if present (else refuse to overwrite an existing run).
+    data_note : str
+        Where the data came from (kept in the checkpoint metadata).
+    """
+
+    def __init__(self, spec: TargetSpec, train_tracks: Sequence[Track], valid_tracks: Sequence[Track],
+                 config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, data_note: str = "",
+                 activity_threshold_db: float = -15.0):
+        self.spec, self.cfg, self.run_dir = spec, config, Path(run_dir)
+        self.data_note = data_note
+        self.process, self.processes = jax.process_index(), jax.process_count()
+        devices = jax.devices()
+        if config.batch % len(devices):
+            raise OptionError(f"batch {config.batch} must be a multiple of the {len(devices)} devices.")
+        if config.batch % self.processes:
+            raise OptionError(f"batch {config.batch} must be a multiple of the {self.processes} processes.")
+        self.mesh = Mesh(np.array(devices), ("data",))
+        self.data_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.sampler = ExampleSampler(train_tracks, spec.stems, frames=config.frames, task=spec.task,
+                                      augment=config.augment, activity_threshold_db=activity_threshold_db)
+        self.valid_tracks = [t for t in valid_tracks if all(s in t.stems for s in spec.stems)
+                             or t.musdb_track is not None]
+        self.val_sampler = (ExampleSampler(self.valid_tracks, spec.stems, frames=config.frames, task=spec.task,
+                                           augment=None, activity_threshold_db=activity_threshold_db)
+                            if self.valid_tracks else None)
+        model = MaskCNN(spec.model, rngs=nnx.Rngs(config.seed))
+        model.train()
+        self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
+        eval_model = nnx.merge(self.graphdef, params, self.rest)
+        eval_model.eval()
+        self.eval_graphdef = nnx.split(eval_model, nnx.Param, ...)[0]
+        self.tx = make_optimizer(config)
+        opt_state = self.tx.init(params)
+        self.step, self.best, self.bad_evals = 0, -math.inf, 0
+        self.elapsed = 0.0
+        state_path = self.run_dir / "state.npz"
+        if state_path.exists():
+            if not resume:
+                raise OptionError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
+                                  "another --run-dir.")
+            params, opt_state = self._load_state(state_path, params, opt_state)
+        self.params = jax.device_put(params, self.replicated)
+        self.opt_state = jax.device_put(opt_state, self.replicated)
+        self._step = jax.jit(
+            lambda p, o, x, y, k: train_step(self.graphdef, p, self.rest, o, x, y, k, tx=self.tx,
+                                             loss_kind=config.loss),
+            in_shardings=(self.replicated, self.replicated, self.data_sharding, self.data_sharding,
+                          self.replicated),
+            out_shardings=(self.replicated, self.replicated, self.replicated), donate_argnums=(0, 1))
+        self._eval = jax.jit(lambda p, x, y: eval_loss(self.eval_graphdef, p, self.rest, x, y,
+                                                       loss_kind=config.loss))
+        self.key = jax.random.key(config.seed)
+
+    # -- state -------------------------------------------------------------------------------------------
+    def _meta(self) -> dict:
+        return {"kind": "train-state", "target": self.spec.to_dict(), "config": _jsonable(asdict(self.cfg)),
+                "step": self.step, "best": self.best, "bad_evals": self.bad_evals, "elapsed": self.elapsed}
+
+    def _save_state(self) -> None:
+        if self.process != 0:
+            return
+        arrays = {**checkpoint.tree_to_arrays(self.params, "param/"),
+                  **checkpoint.tree_to_arrays(self.opt_state, "opt/")}
+        checkpoint.save(self.run_dir / "state.npz", arrays, self._meta())
+
+    def _load_state(self, path: Path, params, opt_state):
+        arrays, meta = checkpoint.load(path)
+        if meta.get("kind") != "train-state":
+            raise CheckpointError(f"{path} is not a training state.")
+        if meta["target"]["model"] != self.spec.model.to_dict() or meta["target"]["task"] != self.spec.task:
+            raise CheckpointError(f"{path} was trained with a different model for {self.spec.name!r}.")
+        saved = meta["config"]
+        for k in ("batch", "frames", "loss", "seed", "steps"):
+            if saved.get(k) != getattr(self.cfg, k):
+                raise OptionError(f"Cannot resume {self.run_dir}: it was started with {k}={saved.get(k)}, "
+                                  f"now {k}={getattr(self.cfg, k)}.")
+        self.step, self.best = int(meta["step"]), float(meta["best"])
+        self.bad_evals, self.elapsed = int(meta["bad_evals"]), float(meta.get("elapsed", 0.0))
+        return (checkpoint.arrays_to_tree(params, arrays, "param/", source=str(path)),
+                checkpoint.arrays_to_tree(opt_state, arrays, "opt/", source=str(path)))
+
+    def model(self) -> MaskCNN:
+        """The current parameters as an evaluation-mode model."""
+        m = nnx.merge(self.eval_graphdef, jax.device_get(self.params), self.rest)
+        m.eval()
+        return m
+
+    def _log(self, record: dict) -> None:
+        if self.process == 0:
+            with open(self.run_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def _local_batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        per_process = self.cfg.batch // self.processes
+        return self.sampler.batch(self.cfg.seed, step, per_process, stream=self.process)
+
+    def _global(self, local: np.ndarray) -> jax.Array:
+        if self.processes == 1:
+            return jax.device_put(local, self.data_sharding)
+        return jax.make_array_from_process_local_data(self.data_sharding, local)
+
+    # -- validation ----------------------------------------------------------------------------------------
+    def validate(self) -> dict:
+        """Validation loss on fixed excerpts and, for mask targets, median SDR of separated validation tracks."""
+        if self.val_sampler is None:
+            return {}
+        losses = []
+        for i in range(self.cfg.val_batches):
+            x, y = self.val_sampler.batch(self.cfg.seed + 1_000_003, i, self.cfg.batch)
+            losses.append(float(self._eval(self.params, jnp.asarray(x), jnp.asarray(y))))
+        out = {"val_loss": float(np.mean(losses))}
+        if self.spec.task == "mask":
+            out["val_sdr"] = self.validation_sdr()
+        return out
+
+    def validation_sdr(self) -> float:
+        """Median over validation tracks of the quick SDR of the separated target (first ``val_seconds``)."""
+        from .separate import LoadedTarget, Separator
+
+        sep = Separator(loaded=[LoadedTarget(self.spec, self.model(), None, {})], residual=False)
+        scores = []
+        for t in self.valid_tracks:
+            n = min(t.length, int(self.cfg.val_seconds * t.sr))
+            ref = sum(t.read(s, 0, n) for s in self.spec.stems)
+            others = [s for s in t.stems if s not in self.spec.stems and s != "accompaniment"]
+            mix = ref + sum(t.read(s, 0, n) for s in others) if others else t.read("mixture", 0, n)
+            if not np.any(mix) or np.sqrt(np.mean(ref ** 2)) < 1e-3:
+                continue  # SDR of a silent target is meaningless
+            est = sep.separate(mix, t.sr)[self.spec.name]
+            scores.append(quick_sdr(ref, est))
+        return float(np.median(scores)) if scores else float("nan")
+
+    # -- loop ------------------------------------------------------------------------------------------------
+    def run(self, *, out: str | os.PathLike | None = None, progress: bool = True,
+            until: int | None = None) -> Path | None:
+        """Train to ``config.steps`` (or early stop); write the best model to ``out`` and return its path.
+
+        ``until`` stops early at that step after saving the resumable state, as an interruption would
+        (returns None).
+        """
+        from tqdm import tqdm
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.process == 0:
+            (self.run_dir / "config.json").write_text(json.dumps(
+                {"target": self.spec.to_dict(), "config": _jsonable(asdict(self.cfg))}, indent=2))
+        cfg = self.cfg
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.spec.name}", unit="step",
+                   disable=not progress or self.process != 0, dynamic_ncols=True)
+        stop_step = min(cfg.steps, until) if until is not None else cfg.steps
+        prefetch = _Prefetcher(self._local_batch, self.step, stop_step)
+        last_save, t_last, frames_done, stopped = time.time(), time.time(), 0, False
+        losses: list[float] = []
+        try:
+            while self.step < stop_step and not stopped:
+                step, (x, y) = prefetch.get()
+                key = jax.random.fold_in(self.key, step)
+                self.params, self.opt_state, loss = self._step(self.params, self.opt_state, self._global(x),
+                                                               self._global(y), key)
+                self.step = step + 1
+                frames_done += cfg.batch * cfg.frames
+                losses.append(float(loss))
+                if self.step % 20 == 0 or self.step == cfg.steps:
+                    now = time.time()
+                    self.elapsed += now - t_last
+                    fps = frames_done / max(now - t_last, 1e-9)
+                    rec = {"step": self.step, "loss": float(np.mean(losses)), "frames_per_s": round(fps, 1),
+                           "time": round(self.elapsed, 1)}
+                    self._log(rec)
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}", fps=f"{fps:.0f}")
+                    bar.update(self.step - bar.n)
+                    losses, frames_done, t_last = [], 0, now
+                if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                    stopped = self._validate_and_keep_best()
+                    t_last = time.time()
+                if (time.time() - last_save > cfg.save_every_s or self.step in (cfg.steps, stop_step)
+                        or stopped):
+                    self._save_state()
+                    last_save = time.time()
+        except KeyboardInterrupt:
+            self._save_state()
+            raise
+        finally:
+            prefetch.close()
+            bar.close()
+        if self.step < cfg.steps and not stopped:
+            return None
+        return self._finish(out)
+
+    def _validate_and_keep_best(self) -> bool:
+        """Validate, keep the best model; True when early stopping says stop."""
+        metrics = self.validate()
+        self._log({"step": self.step, **metrics})
+        if not metrics:
+            score = float(self.step)  # no validation data: the latest model is the best we know
+        else:
+            score = metrics.get("val_sdr", float("nan"))
+            if math.isnan(score):
+                score = -metrics["val_loss"]
+        if score > self.best:
+            self.best, self.bad_evals = score, 0
+            if self.process == 0:
+                checkpoint.save_model(self.run_dir / "best.npz", self.model(), self.spec,
+                                      training=self._summary(metrics))
+        else:
+            self.bad_evals += 1
+        return bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
+
+    def _summary(self, metrics: dict) -> dict:
+        return {"step": self.step, "steps_planned": self.cfg.steps, "wall_time_s": round(self.elapsed, 1),
+                "devices": jax.device_count(), "processes": self.processes, "data": self.data_note,
+                "config": _jsonable(asdict(self.cfg)), **metrics}
+
+    def _finish(self, out: str | os.PathLike | None) -> Path | None:
+        if self.process != 0:
+            return None
+        best = self.run_dir / "best.npz"
+        if not best.exists():
+            checkpoint.save_model(best, self.model(), self.spec, training=self._summary({}))
+        dest = Path(out) if out else self.spec.default_checkpoint_path()
+        arrays, meta = checkpoint.load(best)
+        checkpoint.save(dest, arrays, meta)
+        return dest
+
+
+def _jsonable(d):
+    """Dataclass dicts with tuples as lists."""
+    return json.loads(json.dumps(d))
+
+
+def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool = True,
+          config: TrainConfig = TrainConfig(), run_dir: str | os.PathLike = "runs/default",
+          resume: bool = False, out: str | os.PathLike | None = None, valid_tracks: Sequence[str] | None = None,
+          progress: bool = True) -> Path | None:
+    """Train ``spec`` on MUSDB-layout data and write its checkpoint.
+
+    Parameters
+    ----------
+    spec : TargetSpec
+        Which stems form the target, the model size, the task.
+    roots : sequence of path-like
+        Dataset roots (MUSDB18 or folders in its layout); tracks are pooled.
+    is_wav : bool
+        Decoded wav layout, or ``.stem.mp4``.
+    config : TrainConfig
+    run_dir : path-like
+    resume : bool
+    out : path-like, optional
+        Where the finished checkpoint goes (default: where ``separate`` looks for this target).
+    valid_tracks : sequence of str, optional
+        Names of tracks to hold out for validation.
+
+    Returns
+    -------
+    Path or None
+        The checkpoint written (None on hosts other than the first).
+    """
+    train_tracks, valid = split_tracks(roots, is_wav=is_wav, valid_names=valid_tracks)
+    note = (f"{len(train_tracks)} training tracks from {', '.join(str(r) for r in roots)}; "
+            f"validation: {', '.join(t.name for t in valid) or 'none'}")
+    trainer = Trainer(spec, train_tracks, valid, config, run_dir, resume=resume, data_note=note)
+    return trainer.run(out=out, progress=progress)
+
+
+def plot_metrics(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Draw a run's loss, validation and throughput curves to a PNG (default ``RUN/curves.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        raise DataError(f"No metrics in {run_dir} (expected {path}).")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    train_rows = [r for r in rows if "loss" in r]
+    val_rows = [r for r in rows if "val_loss" in r]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], label="train")
+    if val_rows:
+        axes[0].plot([r["step"] for r in val_rows], [r["val_loss"] for r in val_rows], "o-", label="validation")
+    axes[0].set(xlabel="step", ylabel="loss", title="loss")
+    axes[0].legend()
+    sdr = [r for r in val_rows if r.get("val_sdr") is not None and not math.isnan(r["val_sdr"])]
+    axes[1].plot([r["step"] for r in sdr], [r["val_sdr"] for r in sdr], "o-")
+    axes[1].set(xlabel="step", ylabel="dB", title="validation SDR (quick, not BSSEval)")
+    axes[2].plot([r["step"] for r in train_rows], [r["frames_per_s"] for r in train_rows])
+    axes[2].set(xlabel="step", ylabel="target frames / s", title="throughput")
+    fig.tight_layout()
+    dest = Path(out) if out else run_dir / "curves.png"
+    fig.savefig(dest, dpi=100)
+    plt.close(fig)
+    return dest
+
+
+def with_overrides(cfg: TrainConfig, **kw) -> TrainConfig:
+    """``cfg`` with the non-None keyword values replaced."""
+    return replace(cfg, **{k: v for k, v in kw.items() if v is not None})

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from stemsplit.data import dataset
+from stemsplit.data.dataset import AugmentConfig, ExampleSampler, split_tracks
+from stemsplit.errors import DataError, DependencyError
+
+from .conftest import make_musdb
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    r = tmp_path_factory.mktemp("musdb")
+    make_musdb(r, tracks=3, extra_stems=("piano",))
+    make_musdb(r, tracks=1, subset="test", seed=9)
+    return r
+
+
+def test_tracks_through_musdb_with_extra_stems(root):
+    train, valid = split_tracks([root], is_wav=True)
+    assert len(train) == 3 and len(valid) == 1 and valid[0].name == "song9-0"
+    assert set(train[0].stems) == {"vocals", "drums", "bass", "other", "piano"}
+    train, valid = split_tracks([root], is_wav=True, valid_names=["song0-1"])
+    assert [t.name for t in valid] == ["song0-1"] and len(train) == 2
+
+
+def test_examples_shapes_labels_and_determinism(root):
+    train, _ = split_tracks([root], is_wav=True)
+    s = ExampleSampler(train, ["vocals"], frames=8)
+    x, y = s.batch(seed=1, step=5, size=3)
+    assert x.shape == (3, 8 + 24, 513) and y.shape == (3, 8, 513)
+    assert set(np.unique(y)) <= {0.0, 1.0} and 0 < y.mean() < 1
+    x2, y2 = s.batch(seed=1, step=5, size=3)
+    np.testing.assert_array_equal(x, x2)
+    x3, _ = s.batch(seed=1, step=6, size=3)
+    assert not np.array_equal(x, x3)
+
+
+def test_labels_follow_the_dominance_rule(root):
+    """Without augmentation, labels equal the IBM of the channel-averaged spectra of the stems read directly."""
+    from stemsplit import masks, spectral
+
+    train, _ = split_tracks([root], is_wav=True)
+    s = ExampleSampler(train[:1], ["piano"], frames=4, augment=None)
+    rng = np.random.default_rng(0)
+    x, y = s.example(rng)
+    rng = np.random.default_rng(0)
+    target, other, sr = s._sources(rng)
+    g = spectral.FRONTEND.grid(sr)
+    st, sm = spectral.stft(target, g), spectral.stft(target + other, g)
+    ref = masks.ideal_binary_mask(st[:, :513, 12:16], sm[:, :513, 12:16], channel_axis=0).T
+    np.testing.assert_array_equal(y, ref)
+    np.testing.assert_allclose(x, spectral.features(sm, g), atol=1e-6)
+
+
+def test_augmentation_changes_gains_and_can_skip_silence(root, tmp_path):
+    train, _ = split_tracks([root], is_wav=True)
+    plain = ExampleSampler(train, ["vocals"], frames=4, augment=None)
+    aug = ExampleSampler(train, ["vocals"], frames=4, augment=AugmentConfig(remix=1.0))
+    xa = np.stack([aug.example(np.random.default_rng(i))[0] for i in range(4)])
+    xp = np.stack([plain.example(np.random.default_rng(i))[0] for i in range(4)])
+    assert not np.allclose(xa, xp)
+    silent = make_musdb(tmp_path / "s", tracks=2, silent=("vocals", "drums", "bass", "other", "piano"))
+    tr, _ = split_tracks([silent], is_wav=True)
+    # every excerpt is silent: the sampler gives up skipping after a bounded number of tries
+    x, y = ExampleSampler(tr, ["vocals"], frames=4).example(np.random.default_rng(0))
+    assert y.sum() == 0
+
+
+def test_missing_stem_and_dataset_errors(root, tmp_path):
+    train, _ = split_tracks([root], is_wav=True)
+    with pytest.raises(DataError, match="kazoo"):
+        ExampleSampler(train, ["kazoo"], frames=4)
+    with pytest.raises(DataError, match="not found"):
+        split_tracks([tmp_path / "nowhere"], is_wav=True)
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    with pytest.raises(DataError, match="No training tracks"):
+        split_tracks([tmp_path / "empty"], is_wav=True)
+
+
+def test_missing_ffmpeg_is_clear(monkeypatch):
+    monkeypatch.setattr(dataset.shutil, "which", lambda name: None)
+    with pytest.raises(DependencyError, match="ffmpeg"):
+        dataset.require_ffmpeg()

@@ -1,0 +1,141 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from stemsplit import checkpoint
+from stemsplit.cli import main
+from stemsplit.data.dataset import split_tracks
+from stemsplit.errors import OptionError
+from stemsplit.targets import load_spec
+from stemsplit.train import TrainConfig, Trainer
+
+from .conftest import make_musdb
+
+SMALL = '[model]\npreset = "tiny"\nconv_channels = 4\ndense_units = 16\n'
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("musdb")
+    make_musdb(root, tracks=3, seconds=3.0, extra_stems=("piano",))
+    make_musdb(root, tracks=1, seconds=3.0, subset="test", seed=5, extra_stems=("piano",))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("targets")
+    (d / "vocals.toml").write_text('name = "vocals"\nstems = ["vocals"]\npriority = 4\n' + SMALL)
+    (d / "piano.toml").write_text('name = "piano"\ndescription = "a new target: only this file"\n'
+                                  'stems = ["piano"]\n' + SMALL)
+    return d
+
+
+def _trainer(data, tdir, run_dir, steps=6, resume=False, **kw):
+    spec = load_spec(tdir / "vocals.toml")
+    train, valid = split_tracks([data], is_wav=True)
+    cfg = TrainConfig(steps=steps, batch=4, frames=8, val_every=1000, val_batches=1, val_seconds=2.0, warmup=2,
+                      **kw)
+    return Trainer(spec, train, valid, cfg, run_dir, resume=resume)
+
+
+def _params(tr):
+    return checkpoint.tree_to_arrays(jax.device_get(tr.params))
+
+
+def test_loss_falls(data, tdir, tmp_path):
+    tr = _trainer(data, tdir, tmp_path / "run", steps=80, lr=3e-3)
+    tr.run(out=tmp_path / "v.npz", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert (tmp_path / "v.npz").exists() and (tmp_path / "run" / "best.npz").exists()
+    val = [r for r in rows if "val_sdr" in r]
+    assert val and np.isfinite(val[-1]["val_sdr"])
+
+
+def test_resume_gives_the_same_parameters(data, tdir, tmp_path):
+    straight = _trainer(data, tdir, tmp_path / "a")
+    straight.run(progress=False, out=tmp_path / "a.npz")
+    first = _trainer(data, tdir, tmp_path / "b")
+    assert first.run(progress=False, until=3) is None
+    with pytest.raises(OptionError, match="--resume"):
+        _trainer(data, tdir, tmp_path / "b")
+    second = _trainer(data, tdir, tmp_path / "b", resume=True)
+    assert second.step == 3
+    second.run(progress=False, out=tmp_path / "b.npz")
+    a, b = _params(straight), _params(second)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-6, err_msg=k)
+    with pytest.raises(OptionError, match="batch"):  # resuming with other settings is refused
+        Trainer(load_spec(tdir / "vocals.toml"), *split_tracks([data], is_wav=True),
+                TrainConfig(steps=6, batch=2, frames=8), tmp_path / "b", resume=True)
+
+
+def test_article_single_frame_examples_train_the_same_network(data, tdir, tmp_path):
+    spec = load_spec(tdir / "vocals.toml")
+    train, valid = split_tracks([data], is_wav=True)
+    tr = Trainer(spec, train, valid, TrainConfig(steps=2, batch=4, frames=1, val_every=1000), tmp_path / "r")
+    out = tr.run(progress=False, out=tmp_path / "one.npz")
+    model, _, _ = checkpoint.load_model(out)
+    assert model(np.zeros((1, 30, 513), np.float32)).shape == (1, 6, 513)
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, numpy as np, jax
+    sys.path.insert(0, {tests!r})
+    from stemsplit import checkpoint
+    from stemsplit.data.dataset import split_tracks
+    from stemsplit.targets import load_spec
+    from stemsplit.train import TrainConfig, Trainer
+    spec = load_spec({toml!r})
+    train, valid = split_tracks([{data!r}], is_wav=True)
+    tr = Trainer(spec, train, valid, TrainConfig(steps=3, batch=4, frames=8, val_every=1000, warmup=1), {run!r})
+    tr.run(progress=False, out={out!r})
+    print(jax.device_count())
+""")
+
+
+def test_two_devices_match_one(data, tdir, tmp_path):
+    results = {}
+    for n in (1, 2):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
+        code = SCRIPT.format(tests=os.path.dirname(__file__), toml=str(tdir / "vocals.toml"), data=str(data),
+                             run=str(tmp_path / f"run{n}"), out=str(tmp_path / f"p{n}.npz"))
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.strip().splitlines()[-1] == str(n)
+        results[n] = checkpoint.load(tmp_path / f"p{n}.npz")[0]
+    for k in results[1]:
+        np.testing.assert_allclose(results[1][k], results[2][k], atol=1e-5, err_msg=k)
+
+
+def test_cli_trains_a_new_target_from_a_toml_and_separates_with_it(data, tdir, tmp_path, capsys):
+    out = tmp_path / "ck" / "piano.npz"
+    run = tmp_path / "run"
+    argv = ["train", "--target", "piano", "--musdb-root", str(data), "--is-wav", "--steps", "4", "--batch", "2",
+            "--frames", "8", "--run-dir", str(run), "--out", str(out), "--targets-dir", str(tdir), "-q"]
+    assert main(argv) == 0
+    assert checkpoint.load_model(out)[1].name == "piano"
+    assert main(["train", "--plot", str(run)]) == 0 and (run / "curves.png").stat().st_size > 1000
+    sep_out = tmp_path / "sep"
+    mix = data / "test" / "song5-0" / "mixture.wav"
+    code = main(["separate", str(mix), "--targets", "piano", "--targets-dir", str(tdir), "--checkpoint-dir",
+                 str(out.parent), "-o", str(sep_out), "-q"])
+    assert code == 0 and (sep_out / "mixture" / "piano.wav").exists()
+
+
+def test_train_errors(data, tdir, capsys):
+    assert main(["train", "--target", "vocals"]) == 2
+    assert "--musdb-root" in capsys.readouterr().err
+    assert main(["train", "--target", "kazoo", "--musdb-root", str(data), "--targets-dir", str(tdir)]) == 2
+    assert main(["train", "--target", "vocals", "--musdb-root", "/nonexistent", "--is-wav"]) == 2
+    assert "not found" in capsys.readouterr().err
+    with pytest.raises(OptionError):
+        TrainConfig(loss="hinge")
