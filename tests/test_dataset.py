@@ -82,3 +82,19 @@ def test_missing_ffmpeg_is_clear(monkeypatch):
     monkeypatch.setattr(dataset.shutil, "which", lambda name: None)
     with pytest.raises(DependencyError, match="ffmpeg"):
         dataset.require_ffmpeg()
+
+
+def test_tracks_with_only_a_mixture_beside_the_target(tmp_path):
+    """A vocals + mixture pair (e.g. from `stemsplit align`): the rest is the mixture minus the vocals."""
+    root = make_musdb(tmp_path, tracks=2)
+    for folder in (root / "train").iterdir():
+        for stem in ("drums", "bass", "other"):
+            (folder / f"{stem}.wav").unlink()
+    train, _ = split_tracks([root], is_wav=True)
+    s = ExampleSampler(train, ["vocals"], frames=4, augment=None)
+    target, rest, sr = s._sources(np.random.default_rng(3))
+    assert np.abs(rest).max() > 0.01 and np.abs(target).max() > 0.01
+    aug = ExampleSampler(train, ["vocals"], frames=4, augment=AugmentConfig(remix=1.0))
+    for i in range(5):
+        x, y = aug.example(np.random.default_rng(i))
+        assert np.all(np.isfinite(x))

@@ -225,8 +225,6 @@ class ExampleSampler:
         self.activity_threshold_db = activity_threshold_db
         self.frontend = frontend
         self.context = frames + 2 * frontend.half_context
-        self.others = sorted({s for t in self.tracks for s in t.stems if s not in self.target_stems
-                              and s != "accompaniment"})
 
     def _usable(self, t: Track) -> bool:
         if t.musdb_track is not None:
@@ -239,41 +237,50 @@ class ExampleSampler:
         start, stop = spectral.frame_span(g, 0, self.context)
         return stop - start
 
+    def _rest_sources(self, track: Track) -> list[str]:
+        """What forms "everything but the target" in a track: its other stems, else its accompaniment stem,
+        else ``"_rest"`` (the mixture minus the target)."""
+        if track.musdb_track is not None:
+            return [s for s in ("vocals", "drums", "bass", "other") if s not in self.target_stems]
+        others = [s for s in track.stems if s not in self.target_stems and s != "accompaniment"]
+        if others:
+            return others
+        return ["accompaniment"] if "accompaniment" in track.stems else ["_rest"]
+
+    def _read(self, track: Track, source: str, offset: int, n: int) -> np.ndarray:
+        if source == "_rest":
+            if track.mixture is None:
+                return np.zeros((2, n), np.float32)
+            return track.read("mixture", offset, n) - sum(track.read(s, offset, n) for s in self.target_stems)
+        return track.read(source, offset, n)
+
+    def _has(self, track: Track, source: str) -> bool:
+        return track.musdb_track is not None or source in track.stems or (
+            source == "_rest" and self._rest_sources(track) == ["_rest"])
+
     def _sources(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
         """(target, rest) excerpts, each (2, n), and their rate."""
         track = self.tracks[rng.integers(len(self.tracks))]
         sr, n = track.sr, self.excerpt_samples(track.sr)
         remix = self.augment is not None and rng.random() < self.augment.remix
-
-        def pick(stem: str) -> tuple[Track, int]:
-            t = track
-            if remix:
-                pool = [u for u in self.tracks if u.sr == sr and (stem in u.stems or u.musdb_track is not None)]
-                t = pool[rng.integers(len(pool))]
-            return t, int(rng.integers(0, max(1, t.length - n)))
-
         base_offset = int(rng.integers(0, max(1, track.length - n)))
-        parts: dict[str, np.ndarray] = {}
-        stems = list(self.target_stems) + [s for s in self.others if s in track.stems or track.musdb_track]
-        for stem in stems:
-            t, off = pick(stem) if remix else (track, base_offset)
-            if stem not in t.stems and t.musdb_track is None:
-                continue
-            a = t.read(stem, off, n)
+        parts: list[tuple[bool, np.ndarray]] = []
+        for is_target, source in [(True, s) for s in self.target_stems] + [
+                (False, s) for s in self._rest_sources(track)]:
+            t, off = track, base_offset
+            if remix:  # this source from a random track (same rate) at a random offset
+                pool = [u for u in self.tracks if u.sr == sr and self._has(u, source)]
+                t = pool[rng.integers(len(pool))]
+                off = int(rng.integers(0, max(1, t.length - n)))
+            a = self._read(t, source, off, n)
             if self.augment is not None:
                 lo, hi = self.augment.gain_db
                 a = a * np.float32(10 ** (rng.uniform(lo, hi) / 20))
                 if rng.random() < self.augment.channel_swap:
                     a = a[::-1]
-            parts[stem] = a
-        target = sum(parts[s] for s in self.target_stems)
-        rest = [parts[s] for s in parts if s not in self.target_stems]
-        if rest:
-            other = sum(rest)
-        elif track.mixture is not None or track.musdb_track is not None:  # no other stems: mix minus target
-            other = track.read("mixture", base_offset, n) - target
-        else:
-            other = np.zeros_like(target)
+            parts.append((is_target, a))
+        target = sum(a for is_t, a in parts if is_t)
+        other = sum((a for is_t, a in parts if not is_t), np.zeros((2, n), np.float32))
         return target.astype(np.float32), other.astype(np.float32), sr
 
     def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
