@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import OptionError
 
-__all__ = ["MASK_MODES", "ideal_binary_mask", "ideal_ratio_mask", "combine", "extend_band"]
+__all__ = ["MASK_MODES", "ideal_binary_mask", "ideal_ratio_mask", "combine", "extend_band", "combine_on_grid"]
 
 MASK_MODES = ("binary", "soft")
 
@@ -137,3 +137,32 @@ def extend_band(scores: np.ndarray, n_bins: int) -> np.ndarray:
     top = scores[..., model_bins // 2:, :].mean(axis=-2, keepdims=True)
     high = np.broadcast_to(top, scores.shape[:-2] + (n_bins - model_bins, scores.shape[-1]))
     return np.concatenate([scores, high], axis=-2)
+
+
+def combine_on_grid(scores: np.ndarray, n_bins: int, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`combine` of :func:`extend_band` scores, without repeating the rule on identical high bins.
+
+    Every bin above the model's band carries the same scores within a frame, so the rule runs once on one
+    summary row and its result is broadcast: same masks as ``combine(extend_band(scores, n_bins), **kw)``.
+
+    Parameters
+    ----------
+    scores : np.ndarray
+        shape ``(targets, model_bins, frames)``.
+    n_bins : int
+        Bins of the input grid.
+
+    Returns
+    -------
+    masks : np.ndarray
+        shape ``(targets, n_bins, frames)``.
+    residual : np.ndarray
+        shape ``(n_bins, frames)``.
+    """
+    model_bins = scores.shape[-2]
+    if n_bins <= model_bins:
+        return combine(scores[..., :n_bins, :], **kw)
+    m, r = combine(extend_band(scores, model_bins + 1), **kw)
+    reps = np.ones(model_bins + 1, dtype=np.intp)
+    reps[-1] = n_bins - model_bins
+    return np.repeat(m, reps, axis=-2), np.repeat(r, reps, axis=-2)

@@ -79,10 +79,18 @@ class ModelRunner:
     def _apply(graphdefs, states, x):
         return [jax.nn.sigmoid(nnx.merge(g, s)(x[None])[0]) for g, s in zip(graphdefs, states, strict=True)]
 
+    def dispatch(self, x: np.ndarray) -> list[jax.Array]:
+        """Start the models on features ``x`` (frames + 24 + padding, bins); returns without waiting."""
+        return self._apply(self.graphdefs, self.states, jnp.asarray(x))
+
+    @staticmethod
+    def collect(outs: list[jax.Array], frames: int) -> np.ndarray:
+        """Wait for :meth:`dispatch`'s results: (models, frames, outputs)."""
+        return np.stack([np.asarray(o)[:frames] for o in outs])
+
     def __call__(self, x: np.ndarray, frames: int) -> np.ndarray:
         """Scores for ``frames`` frames from features ``x`` (frames + 24 + padding, bins) -> (models, frames, out)."""
-        outs = self._apply(self.graphdefs, self.states, jnp.asarray(x))
-        return np.stack([np.asarray(o)[:frames] for o in outs])
+        return self.collect(self.dispatch(x), frames)
 
 
 def _bucket(n: int, block: int) -> int:
@@ -149,6 +157,15 @@ class Separator:
         self.stem_names = [s.name for s in self.specs] + ([residual_name(self.specs)] if residual else [])
 
     # -- core -----------------------------------------------------------------------------------------------
+    def _dispatch(self, feats: np.ndarray) -> tuple[list[jax.Array], int]:
+        """Start the models on padded features (frames + 24, 513); returns (pending outputs, frames)."""
+        hc = self.frontend.half_context
+        frames = feats.shape[0] - 2 * hc
+        size = _bucket(frames, self.block_frames + 16)
+        x = np.zeros((size + 2 * hc, feats.shape[1]), dtype=np.float32)
+        x[:feats.shape[0]] = feats
+        return self.runner.dispatch(x), frames
+
     def scores(self, feats: np.ndarray) -> np.ndarray:
         """Model scores for features already padded with 12 context frames each side.
 
@@ -162,30 +179,29 @@ class Separator:
         np.ndarray
             shape ``(targets, 513, frames)``.
         """
-        hc = self.frontend.half_context
-        frames = feats.shape[0] - 2 * hc
-        size = _bucket(frames, self.block_frames + 16)
-        x = np.zeros((size + 2 * hc, feats.shape[1]), dtype=np.float32)
-        x[:feats.shape[0]] = feats
-        return np.swapaxes(self.runner(x, frames), 1, 2)
+        return np.swapaxes(self.runner.collect(*self._dispatch(feats)), 1, 2)
 
     def stem_masks(self, scores: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
         """Masks on an input grid with ``n_bins`` bins from model scores (targets, 513, frames)."""
-        full = masks.extend_band(scores, n_bins)
         thresholds = [s.threshold for s in self.specs]
         if not self.residual and len(self.specs) > 1:
             thresholds = [0.0] * len(self.specs)  # no residual: the best-scoring target takes every bin
-        return masks.combine(full, thresholds=thresholds, priorities=[s.priority for s in self.specs],
-                             mode=self.mask)
+        return masks.combine_on_grid(scores, n_bins, thresholds=thresholds,
+                                     priorities=[s.priority for s in self.specs], mode=self.mask)
 
     def _blocks(self, reader, grid: spectral.Grid, sink: Callable[[int, np.ndarray, np.ndarray], None],
                 progress: ProgressFn | None) -> None:
-        """Run every block of ``reader``'s signal, handing (start, mix block, stems (K, C, n)) to ``sink``."""
+        """Run every block of ``reader``'s signal, handing (start, mix block, stems (K, C, n)) to ``sink``.
+
+        Two stages overlap: while block ``i`` is masked and inverted in numpy, the models already run on block
+        ``i + 1`` (JAX dispatches asynchronously).
+        """
         n = reader.frames
         total = grid.n_frames(n)
         hc = self.frontend.half_context
         step = self.block_frames * grid.hop
-        for a in range(0, n, step):
+
+        def prepare(a: int) -> dict:
             b = min(n, a + step)
             lo, hi = spectral.frames_overlapping(grid, a, b, total)
             f_lo, f_hi = max(0, lo - hc), min(total, hi + hc)
@@ -194,12 +210,25 @@ class Separator:
             spec = spectral.stft(seg, grid)
             feats = np.zeros((hi - lo + 2 * hc, self.frontend.n_bins), dtype=np.float32)
             feats[f_lo - (lo - hc):f_hi - (lo - hc)] = spectral.features(spec, grid)
-            m, _ = self.stem_masks(self.scores(feats), grid.n_bins)
-            own = spec[:, :, lo - f_lo:hi - f_lo]
-            stems = np.stack([spectral.overlap_add(mk[None] * own, grid, lo, total, a, b) for mk in m])
-            sink(a, seg[:, a - s0:b - s0], stems)
+            pending = self._dispatch(feats)
+            return {"a": a, "b": b, "lo": lo, "own": spec[:, :, lo - f_lo:hi - f_lo],
+                    "mix": seg[:, a - s0:b - s0], "pending": pending}
+
+        def finish(job: dict) -> None:
+            scores = np.swapaxes(self.runner.collect(*job["pending"]), 1, 2)
+            m, _ = self.stem_masks(scores, grid.n_bins)
+            stems = spectral.overlap_add(m[:, None] * job["own"][None], grid, job["lo"], total, job["a"], job["b"])
+            sink(job["a"], job["mix"], stems)
             if progress is not None:
-                progress(b, n)
+                progress(job["b"], n)
+
+        starts = list(range(0, n, step))
+        job = prepare(starts[0])
+        for nxt in starts[1:]:
+            ahead = prepare(nxt)
+            finish(job)
+            job = ahead
+        finish(job)
 
     def _assemble(self, mix: np.ndarray, stems: np.ndarray) -> list[np.ndarray]:
         """Stem blocks in :attr:`stem_names` order (residual = mix minus the targets, so all add up exactly)."""

@@ -221,9 +221,12 @@ def overlap_add(spec: np.ndarray, grid: Grid, first: int, total_frames: int, out
     if first > lo or first + count < hi or first < 0 or first + count > total_frames:
         raise ValueError(f"frames {first}..{first + count} given; samples {out_start}..{out_stop} need {lo}..{hi} "
                          f"(of {total_frames})")
-    frames = np.fft.irfft(spec, n=grid.n_fft, axis=-2).astype(np.float32) * grid.window[:, None]
+    # transform along a contiguous last axis: (..., count, bins) -> (..., count, n_fft)
+    frames = np.fft.irfft(np.ascontiguousarray(np.swapaxes(spec, -1, -2)), n=grid.n_fft, axis=-1)
+    frames = frames.astype(np.float32, copy=False)
+    frames *= grid.window
     numer = _ola(frames, grid.hop)
-    denom = _ola(np.broadcast_to((grid.window ** 2)[:, None], (grid.n_fft, count)), grid.hop)
+    denom = _ola(np.broadcast_to(grid.window ** 2, (count, grid.n_fft)), grid.hop)
     base = first * grid.hop - grid.pad
     lo, hi = out_start - base, out_stop - base
     if lo < 0 or hi > numer.shape[-1]:
@@ -235,17 +238,19 @@ def overlap_add(spec: np.ndarray, grid: Grid, first: int, total_frames: int, out
 
 
 def _ola(frames: np.ndarray, hop: int) -> np.ndarray:
-    """Overlap-add frames ``(..., n_fft, count)`` at ``hop``, vectorised over hop-sized pieces."""
-    n_fft, count = frames.shape[-2], frames.shape[-1]
+    """Overlap-add frames ``(..., count, n_fft)`` at ``hop``, vectorised over hop-sized pieces."""
+    count, n_fft = frames.shape[-2], frames.shape[-1]
     pieces = -(-n_fft // hop)
-    padded = np.zeros(frames.shape[:-2] + (pieces * hop, count), dtype=np.float32)
-    padded[..., :n_fft, :] = frames
-    # (..., pieces, hop, count): piece k of frame t lands on output hop-block t + k
-    padded = padded.reshape(frames.shape[:-2] + (pieces, hop, count))
-    out = np.zeros(frames.shape[:-2] + (hop, count + pieces - 1), dtype=np.float32)
+    lead = frames.shape[:-2]
+    if pieces * hop != n_fft:
+        padded = np.zeros(lead + (count, pieces * hop), dtype=np.float32)
+        padded[..., :n_fft] = frames
+        frames = padded
+    frames = frames.reshape(lead + (count, pieces, hop))  # piece k of frame t lands on hop-block t + k
+    out = np.zeros(lead + (count + pieces - 1, hop), dtype=np.float32)
     for k in range(pieces):
-        out[..., :, k:k + count] += padded[..., k, :, :]
-    return np.swapaxes(out, -1, -2).reshape(frames.shape[:-2] + ((count + pieces - 1) * hop,))
+        out[..., k:k + count, :] += frames[..., :, k, :]
+    return out.reshape(lead + ((count + pieces - 1) * hop,))
 
 
 def istft(spec: np.ndarray, grid: Grid, length: int) -> np.ndarray:

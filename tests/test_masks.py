@@ -68,3 +68,15 @@ def test_extend_band():
     np.testing.assert_array_equal(e[:, :513], s)
     assert np.all(e[0, 513:] == 1.0) and np.all(e[1, 513:] == 0.0)
     assert masks.extend_band(s, 187).shape == (2, 187, 3)
+
+
+def test_combine_on_grid_equals_extend_then_combine():
+    rng = np.random.default_rng(5)
+    scores = rng.uniform(size=(3, 513, 9)).astype(np.float32)
+    for n_bins in (1025, 513, 187, 1115):
+        for mode in ("binary", "soft"):
+            kw = dict(thresholds=[0.5, 0.4, 0.6], priorities=[1, 3, 2], mode=mode)
+            a = masks.combine_on_grid(scores, n_bins, **kw)
+            b = masks.combine(masks.extend_band(scores, n_bins), **kw)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
