@@ -147,6 +147,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("evaluate")
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_dataset, write_report
+    from .targets import parse_target_list
+
+    methods = parse_target_list(args.method)
+    results = evaluate_dataset(
+        args.musdb_root, is_wav=args.is_wav, subset=args.subset, targets=args.targets, methods=methods,
+        quick=args.quick, max_seconds=args.max_seconds, tracks=parse_target_list(args.tracks or "") or None,
+        targets_dir=args.targets_dir, out=args.out,
+        progress=None if args.quiet else lambda track, method: print(f"{method:>5}: {track}", file=sys.stderr))
+    files = write_report(results, args.out)
+    print(files["md"].read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from . import __version__
@@ -217,6 +233,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     r.add_argument("--process-id", type=int, help="multi-host: this process's index")
     r.add_argument("-q", "--quiet", action="store_true")
+
+    e = sub.add_parser("evaluate", help="score separations with BSSEval v4 (museval), oracles and baselines",
+                       description="Separate every track of a MUSDB-layout subset and score it (BSSEval v4, "
+                                   "SiSEC18 protocol: 1 s windows, median over windows, then over tracks).")
+    e.add_argument("--musdb-root", required=True, metavar="ROOT", help="MUSDB18 or a folder in its layout")
+    e.add_argument("--is-wav", action="store_true", help="decoded wav layout instead of .stem.mp4")
+    e.add_argument("--subset", default="test", choices=["train", "test"])
+    e.add_argument("--targets", type=_targets_arg, default=["vocals", "drums", "bass", "other"],
+                   help="comma-separated targets (default: vocals,drums,bass,other)")
+    e.add_argument("--method", default="model",
+                   help="comma-separated: model, ibm (ideal binary mask), irm (ideal ratio mask), "
+                        "pyin (the article's f0 comb baseline, vocals only), mix (mixture as estimate)")
+    e.add_argument("--quick", action="store_true", help="plain whole-signal SDR instead of BSSEval (fast)")
+    e.add_argument("--max-seconds", type=float, help="score only the first seconds of each track")
+    e.add_argument("--tracks", metavar="NAMES", help="comma-separated track names to evaluate")
+    e.add_argument("-o", "--out", default="results", metavar="RESULTS",
+                   help="folder for per-track JSON, summary.md/.csv and summary.png (default results)")
+    e.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
+    e.add_argument("-q", "--quiet", action="store_true")
 
     for register in _EXTRA_PARSERS:
         register(sub)

@@ -93,12 +93,19 @@ class ModelRunner:
         return self.collect(self.dispatch(x), frames)
 
 
-def _bucket(n: int, block: int) -> int:
-    """A padded length for ``n`` frames: powers of two from 64, at most ``block``."""
+#: frames a block's inverse transform needs beyond its own (the window spans ~4 hops) plus slack
+_BLOCK_MARGIN = 8
+
+
+def _bucket(n: int, cap: int) -> int:
+    """A padded length for ``n`` frames (few distinct shapes, so few compilations): ``cap`` for full blocks,
+    else the next power of two from 64."""
+    if n > cap:
+        raise ValueError(f"{n} frames exceed the block capacity {cap}")
     size = 64
-    while size < n and size < block:
+    while size < n:
         size *= 2
-    return max(size, n)
+    return min(size, cap)
 
 
 class Separator:
@@ -119,7 +126,7 @@ class Separator:
     checkpoint_dirs : sequence of path-like, optional
         Extra folders to look for checkpoints in.
     block_frames : int
-        STFT frames per processing block; bounds memory (2048 frames is ~24 s of audio).
+        STFT frames per processing block (512 frames is ~6 s of audio); bounds memory.
     loaded : sequence of LoadedTarget, optional
         Already loaded targets (skips the lookup).
 
@@ -132,7 +139,7 @@ class Separator:
 
     def __init__(self, targets: Sequence[str] = ("vocals",), *, residual: bool = True, mask: str = "binary",
                  targets_dir: Sequence[str | os.PathLike] | None = None,
-                 checkpoint_dirs: Sequence[str | os.PathLike] = (), block_frames: int = 2048,
+                 checkpoint_dirs: Sequence[str | os.PathLike] = (), block_frames: int = 512,
                  loaded: Sequence[LoadedTarget] | None = None):
         if isinstance(targets, str):
             targets = [targets]
@@ -161,7 +168,7 @@ class Separator:
         """Start the models on padded features (frames + 24, 513); returns (pending outputs, frames)."""
         hc = self.frontend.half_context
         frames = feats.shape[0] - 2 * hc
-        size = _bucket(frames, self.block_frames + 16)
+        size = _bucket(frames, self.block_frames + _BLOCK_MARGIN)
         x = np.zeros((size + 2 * hc, feats.shape[1]), dtype=np.float32)
         x[:feats.shape[0]] = feats
         return self.runner.dispatch(x), frames
@@ -217,7 +224,9 @@ class Separator:
         def finish(job: dict) -> None:
             scores = np.swapaxes(self.runner.collect(*job["pending"]), 1, 2)
             m, _ = self.stem_masks(scores, grid.n_bins)
-            stems = spectral.overlap_add(m[:, None] * job["own"][None], grid, job["lo"], total, job["a"], job["b"])
+            # one stem at a time keeps the inverse transform's buffers to one stem's size
+            stems = np.stack([spectral.overlap_add(mk[None] * job["own"], grid, job["lo"], total, job["a"], job["b"])
+                              for mk in m])
             sink(job["a"], job["mix"], stems)
             if progress is not None:
                 progress(job["b"], n)
