@@ -32,10 +32,13 @@ from .errors import (
 )
 from .separate import ProgressFn, Separator
 from .targets import TargetSpec, discover
+from .vad import detect_vocals, vocal_segments
 
 __all__ = [
     "separate",
     "isolate_vocals",
+    "detect_vocals",
+    "vocal_segments",
     "Separator",
     "list_targets",
     "TargetSpec",
@@ -58,7 +61,8 @@ __version__ = "0.1.0"
 
 def separate(audio: np.ndarray, sr: int, targets: Sequence[str] = ("vocals",), *, residual: bool = True,
              mask: str = "binary", progress: ProgressFn | None = None,
-             targets_dir: Sequence[str | os.PathLike] | None = None) -> dict[str, np.ndarray]:
+             targets_dir: Sequence[str | os.PathLike] | None = None,
+             gate_vocals: bool = False) -> dict[str, np.ndarray]:
     """Split audio into stems.
 
     Parameters
@@ -77,6 +81,8 @@ def separate(audio: np.ndarray, sr: int, targets: Sequence[str] = ("vocals",), *
         ``progress(samples_done, samples_total)``.
     targets_dir : sequence of path-like, optional
         Extra folders with target TOML files.
+    gate_vocals : bool
+        Silence the vocals stem where the vocal activity detector hears no voice (needs its checkpoint).
 
     Returns
     -------
@@ -89,7 +95,7 @@ def separate(audio: np.ndarray, sr: int, targets: Sequence[str] = ("vocals",), *
     >>> sorted(stems)                                                            # doctest: +SKIP
     ['drums', 'residual', 'vocals']
     """
-    sep = Separator(targets, residual=residual, mask=mask, targets_dir=targets_dir)
+    sep = Separator(targets, residual=residual, mask=mask, targets_dir=targets_dir, gate_vocals=gate_vocals)
     return sep.separate(audio, sr, progress=progress)
 
 

@@ -16,7 +16,7 @@ from .checkpoint import atomic_path
 from .errors import AudioFileError, InvalidAudioError, OptionError, SilentAudioError
 from .spectral import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
-__all__ = ["FORMATS", "as_channels_first", "validate", "load", "open_reader", "AudioReader", "ArrayReader",
+__all__ = ["atomic_path", "FORMATS", "as_channels_first", "validate", "load", "open_reader", "AudioReader", "ArrayReader",
            "StemWriter", "write", "resample"]
 
 #: output format -> (soundfile format, subtype); float WAV keeps stems exact and free of clipping

@@ -65,7 +65,7 @@ def _separate(args: argparse.Namespace) -> int:
 
     audio_io.check_format(args.format)
     sep = Separator(args.targets, residual=not args.no_residual, mask=args.mask, targets_dir=args.targets_dir,
-                    checkpoint_dirs=args.checkpoint_dir or ())
+                    checkpoint_dirs=args.checkpoint_dir or (), gate_vocals=args.gate_vocals)
     failures = 0
     for path in args.inputs:
         try:
@@ -135,7 +135,8 @@ def _train(args: argparse.Namespace) -> int:
 
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     spec = get_target(args.target, args.targets_dir)
-    cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, lr=args.lr, loss=args.loss,
+    loss = args.loss or ("bce" if spec.task == "activity" else "mse")
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, lr=args.lr, loss=loss,
                       seed=args.seed, val_every=args.val_every, patience=args.patience,
                       augment=AugmentConfig(remix=args.remix))
     run_dir = args.run_dir or os.path.join("runs", spec.name)
@@ -163,6 +164,41 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("vad")
+def _vad(args: argparse.Namespace) -> int:
+    import json
+
+    from . import audio as audio_io
+    from .vad import ActivityDetector, evaluate_activity, plot_activity, vocal_segments
+
+    det = ActivityDetector(args.target, targets_dir=args.targets_dir)
+    if args.musdb_root:
+        res = evaluate_activity(args.musdb_root, is_wav=args.is_wav, subset=args.subset, detector=det)
+        print(json.dumps(res, indent=2, allow_nan=True))
+        return 0
+    if not args.inputs:
+        raise OptionError("stemsplit vad needs INPUT files (or --musdb-root ROOT to score a dataset).")
+    if args.plot and len(args.inputs) > 1:
+        raise OptionError("--plot takes one INPUT.")
+    report = {}
+    for path in args.inputs:
+        times, probs, sr = det.file(path)
+        segs = vocal_segments(times, probs, on=args.on, off=args.off, min_duration=args.min_duration,
+                              min_gap=args.min_gap)
+        report[path] = {"segments": segs, "voiced_seconds": round(sum(e - s for s, e in segs), 3),
+                        "duration": round(float(times[-1]) if times.size else 0.0, 3)}
+        if args.plot:
+            audio, sr = audio_io.load(path)
+            plot_activity(audio, sr, times, probs, segs, args.plot, threshold=det.threshold)
+        if not args.json:
+            print(f"{path}: {len(segs)} vocal segment(s), {report[path]['voiced_seconds']:.1f} s voiced")
+            for s, e in segs:
+                print(f"  {s:8.2f} - {e:8.2f} s")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from . import __version__
@@ -183,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="binary masks under the dominance rule (default) or soft ratio masks")
     s.add_argument("--no-residual", action="store_true",
                    help="do not write the residual/accompaniment stem")
+    s.add_argument("--gate-vocals", action="store_true",
+                   help="silence the vocals stem where the vocal activity detector hears no voice")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
     t = sub.add_parser("targets", help="list known targets and their checkpoints")
@@ -217,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--frames", type=_positive_int, default=64,
                    help="frames predicted per example; 1 = the article's single centre frame (default 64)")
     r.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default 1e-3)")
-    r.add_argument("--loss", choices=["mse", "bce"], default="mse", help="mse as in the article, or bce")
+    r.add_argument("--loss", choices=["mse", "bce"],
+                   help="mse as in the article (default for masks) or bce (default for activity targets)")
     r.add_argument("--remix", type=float, default=0.5,
                    help="probability of drawing each source from a different track (default 0.5)")
     r.add_argument("--seed", type=int, default=0)
@@ -252,6 +291,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for per-track JSON, summary.md/.csv and summary.png (default results)")
     e.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
     e.add_argument("-q", "--quiet", action="store_true")
+
+    v = sub.add_parser("vad", help="find where someone sings (vocal activity detection)",
+                       description="Vocal activity: probability per ~11.6 ms frame, segments with hysteresis.")
+    v.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files")
+    v.add_argument("--json", action="store_true", help="print segments as JSON")
+    v.add_argument("--plot", metavar="PNG", help="write spectrogram + activity curve to this PNG")
+    v.add_argument("--on", type=float, default=0.6, help="probability that starts a segment (default 0.6)")
+    v.add_argument("--off", type=float, default=0.4, help="probability under which it ends (default 0.4)")
+    v.add_argument("--min-duration", type=float, default=0.25, help="shortest segment kept, s (default 0.25)")
+    v.add_argument("--min-gap", type=float, default=0.2, help="shorter gaps are bridged, s (default 0.2)")
+    v.add_argument("--target", default="vocal-activity", help="activity target (default vocal-activity)")
+    v.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
+    v.add_argument("--musdb-root", metavar="ROOT", help="score the detector on a MUSDB-layout subset instead")
+    v.add_argument("--is-wav", action="store_true")
+    v.add_argument("--subset", default="test", choices=["train", "test"])
 
     for register in _EXTRA_PARSERS:
         register(sub)

@@ -84,17 +84,53 @@ class ModelRunner:
         return self._apply(self.graphdefs, self.states, jnp.asarray(x))
 
     @staticmethod
-    def collect(outs: list[jax.Array], frames: int) -> np.ndarray:
-        """Wait for :meth:`dispatch`'s results: (models, frames, outputs)."""
-        return np.stack([np.asarray(o)[:frames] for o in outs])
+    def collect(outs: list[jax.Array], frames: int) -> list[np.ndarray]:
+        """Wait for :meth:`dispatch`'s results: one (frames, outputs) array per model."""
+        return [np.asarray(o)[:frames] for o in outs]
 
-    def __call__(self, x: np.ndarray, frames: int) -> np.ndarray:
-        """Scores for ``frames`` frames from features ``x`` (frames + 24 + padding, bins) -> (models, frames, out)."""
+    def __call__(self, x: np.ndarray, frames: int) -> list[np.ndarray]:
+        """Scores for ``frames`` frames from features ``x`` (frames + 24 + padding, bins), one array per model."""
         return self.collect(self.dispatch(x), frames)
 
 
 #: frames a block's inverse transform needs beyond its own (the window spans ~4 hops) plus slack
 _BLOCK_MARGIN = 8
+
+
+@dataclass(frozen=True)
+class ContextFeatures:
+    """Model input for frames ``[lo, hi)`` of a signal, with their context.
+
+    Attributes
+    ----------
+    features : np.ndarray
+        ``(hi - lo + 24, 513)``: zeros where context frames fall outside the signal.
+    spec : np.ndarray
+        Complex STFT of the frames read, ``(channels, bins, frames)``, starting at frame ``first``.
+    first : int
+        Index of ``spec``'s first frame.
+    segment : np.ndarray
+        The samples read, starting at sample ``start`` (may be negative: zeros before the signal).
+    start : int
+    """
+
+    features: np.ndarray
+    spec: np.ndarray
+    first: int
+    segment: np.ndarray
+    start: int
+
+
+def context_features(reader, grid: spectral.Grid, lo: int, hi: int, total: int) -> ContextFeatures:
+    """Read and analyse what the models need to score frames ``[lo, hi)`` of a ``total``-frame signal."""
+    hc = grid.frontend.half_context
+    f_lo, f_hi = max(0, lo - hc), min(total, hi + hc)
+    s0, s1 = spectral.frame_span(grid, f_lo, f_hi - f_lo)
+    seg = reader.read(s0, s1)
+    spec = spectral.stft(seg, grid)
+    feats = np.zeros((hi - lo + 2 * hc, grid.frontend.n_bins), dtype=np.float32)
+    feats[f_lo - (lo - hc):f_hi - (lo - hc)] = spectral.features(spec, grid)
+    return ContextFeatures(features=feats, spec=spec, first=f_lo, segment=seg, start=s0)
 
 
 def _bucket(n: int, cap: int) -> int:
@@ -129,6 +165,11 @@ class Separator:
         STFT frames per processing block (512 frames is ~6 s of audio); bounds memory.
     loaded : sequence of LoadedTarget, optional
         Already loaded targets (skips the lookup).
+    gate_vocals : bool
+        Silence the vocals stem in frames where the vocal activity detector (target ``gate_target``) finds no
+        voice; what it removes goes to the residual.
+    gate_target : str or LoadedTarget
+        The activity target used for gating.
 
     Examples
     --------
@@ -140,7 +181,8 @@ class Separator:
     def __init__(self, targets: Sequence[str] = ("vocals",), *, residual: bool = True, mask: str = "binary",
                  targets_dir: Sequence[str | os.PathLike] | None = None,
                  checkpoint_dirs: Sequence[str | os.PathLike] = (), block_frames: int = 512,
-                 loaded: Sequence[LoadedTarget] | None = None):
+                 loaded: Sequence[LoadedTarget] | None = None, gate_vocals: bool = False,
+                 gate_target: str | LoadedTarget = "vocal-activity"):
         if isinstance(targets, str):
             targets = [targets]
         if mask not in masks.MASK_MODES:
@@ -160,7 +202,15 @@ class Separator:
         self.mask = mask
         self.block_frames = block_frames
         self.frontend = spectral.FRONTEND
-        self.runner = ModelRunner([t.model for t in self.targets])
+        self.gate: LoadedTarget | None = None
+        if gate_vocals:
+            if "vocals" not in [s.name for s in self.specs]:
+                raise OptionError("gate_vocals needs the vocals target among the targets.")
+            self.gate = gate_target if isinstance(gate_target, LoadedTarget) else load_target(
+                get_targets([gate_target], targets_dir)[0], checkpoint_dirs)
+            if self.gate.spec.task != "activity":
+                raise OptionError(f"Target {self.gate.spec.name!r} is not an activity detector.")
+        self.runner = ModelRunner([t.model for t in self.targets] + ([self.gate.model] if self.gate else []))
         self.stem_names = [s.name for s in self.specs] + ([residual_name(self.specs)] if residual else [])
 
     # -- core -----------------------------------------------------------------------------------------------
@@ -186,7 +236,8 @@ class Separator:
         np.ndarray
             shape ``(targets, 513, frames)``.
         """
-        return np.swapaxes(self.runner.collect(*self._dispatch(feats)), 1, 2)
+        outs = self.runner.collect(*self._dispatch(feats))
+        return np.stack([np.swapaxes(o, 0, 1) for o in outs[:len(self.specs)]])
 
     def stem_masks(self, scores: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
         """Masks on an input grid with ``n_bins`` bins from model scores (targets, 513, frames)."""
@@ -205,25 +256,21 @@ class Separator:
         """
         n = reader.frames
         total = grid.n_frames(n)
-        hc = self.frontend.half_context
         step = self.block_frames * grid.hop
 
         def prepare(a: int) -> dict:
             b = min(n, a + step)
             lo, hi = spectral.frames_overlapping(grid, a, b, total)
-            f_lo, f_hi = max(0, lo - hc), min(total, hi + hc)
-            s0, s1 = spectral.frame_span(grid, f_lo, f_hi - f_lo)
-            seg = reader.read(s0, s1)
-            spec = spectral.stft(seg, grid)
-            feats = np.zeros((hi - lo + 2 * hc, self.frontend.n_bins), dtype=np.float32)
-            feats[f_lo - (lo - hc):f_hi - (lo - hc)] = spectral.features(spec, grid)
-            pending = self._dispatch(feats)
-            return {"a": a, "b": b, "lo": lo, "own": spec[:, :, lo - f_lo:hi - f_lo],
-                    "mix": seg[:, a - s0:b - s0], "pending": pending}
+            ctx = context_features(reader, grid, lo, hi, total)
+            return {"a": a, "b": b, "lo": lo, "own": ctx.spec[:, :, lo - ctx.first:hi - ctx.first],
+                    "mix": ctx.segment[:, a - ctx.start:b - ctx.start], "pending": self._dispatch(ctx.features)}
 
         def finish(job: dict) -> None:
-            scores = np.swapaxes(self.runner.collect(*job["pending"]), 1, 2)
+            outs = self.runner.collect(*job["pending"])
+            scores = np.stack([np.swapaxes(o, 0, 1) for o in outs[:len(self.specs)]])
             m, _ = self.stem_masks(scores, grid.n_bins)
+            if self.gate is not None:
+                m = self._gate(m, outs[-1][:, 0])
             # one stem at a time keeps the inverse transform's buffers to one stem's size
             stems = np.stack([spectral.overlap_add(mk[None] * job["own"], grid, job["lo"], total, job["a"], job["b"])
                               for mk in m])
@@ -238,6 +285,13 @@ class Separator:
             finish(job)
             job = ahead
         finish(job)
+
+    def _gate(self, m: np.ndarray, activity: np.ndarray) -> np.ndarray:
+        """Zero the vocals mask in frames whose activity probability is under the detector's threshold."""
+        k = [s.name for s in self.specs].index("vocals")
+        m = m.copy()
+        m[k] *= (activity >= self.gate.spec.threshold)[None, :]
+        return m
 
     def _assemble(self, mix: np.ndarray, stems: np.ndarray) -> list[np.ndarray]:
         """Stem blocks in :attr:`stem_names` order (residual = mix minus the targets, so all add up exactly)."""

@@ -9,6 +9,7 @@ A target file looks like::
     checkpoint = "vocals.npz"   # file name, looked up beside the checkpoints folder
     threshold = 0.5             # score a bin needs to belong to this target
     priority = 40               # higher wins exact ties under the dominance rule
+    activity_db = -15.0         # activity targets: a frame is voiced when the stems' energy is within this of the mix
     [model]
     preset = "article"          # "article" (16 filters, 64 units), "small" or "tiny"; fields may be overridden
 
@@ -81,6 +82,9 @@ class TargetSpec:
         Higher wins exact ties.
     description : str
         One line for listings.
+    activity_db : float
+        Activity targets only: a frame is labelled active when the target's energy in the model band is within
+        this many dB of the mix's (and above -60 dBFS).
     source : Path or None
         The TOML file read.
     """
@@ -93,6 +97,7 @@ class TargetSpec:
     threshold: float = 0.5
     priority: int = 0
     description: str = ""
+    activity_db: float = -15.0
     source: Path | None = None
 
     def __post_init__(self) -> None:
@@ -141,13 +146,14 @@ class TargetSpec:
         """Plain values, for checkpoint metadata."""
         return {"name": self.name, "stems": list(self.stems), "task": self.task, "model": self.model.to_dict(),
                 "checkpoint": self.checkpoint_file, "threshold": self.threshold, "priority": self.priority,
-                "description": self.description}
+                "description": self.description, "activity_db": self.activity_db}
 
     @classmethod
     def from_dict(cls, d: dict, source: Path | None = None) -> TargetSpec:
         """Build from TOML or metadata values, with clear errors for wrong keys or types."""
         d = dict(d)
-        known = {"name", "stems", "task", "model", "checkpoint", "threshold", "priority", "description"}
+        known = {"name", "stems", "task", "model", "checkpoint", "threshold", "priority", "description",
+                 "activity_db"}
         unknown = set(d) - known
         where = f" in {source}" if source else ""
         if unknown:
@@ -160,7 +166,7 @@ class TargetSpec:
             return cls(name=str(d["name"]), stems=tuple(d["stems"]), task=str(d.get("task", "mask")), model=cfg,
                        checkpoint=str(d.get("checkpoint", "")), threshold=float(d.get("threshold", 0.5)),
                        priority=int(d.get("priority", 0)), description=str(d.get("description", "")),
-                       source=source)
+                       activity_db=float(d.get("activity_db", -15.0)), source=source)
         except (TypeError, ValueError) as e:
             raise TargetError(f"malformed target{where}: {e}") from None
 

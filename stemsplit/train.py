@@ -123,8 +123,9 @@ def train_step(graphdef, params, rest, opt_state, x, y, key, *, tx, loss_kind):
 
 
 def eval_loss(graphdef, params, rest, x, y, *, loss_kind):
-    """Loss without dropout; pure."""
-    return loss_fn(nnx.merge(graphdef, params, rest)(x), y, loss_kind)
+    """Loss and logits without dropout; pure."""
+    logits = nnx.merge(graphdef, params, rest)(x)
+    return loss_fn(logits, y, loss_kind), logits
 
 
 class _Prefetcher:
@@ -179,8 +180,7 @@ class Trainer:
     """
 
     def __init__(self, spec: TargetSpec, train_tracks: Sequence[Track], valid_tracks: Sequence[Track],
-                 config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, data_note: str = "",
-                 activity_threshold_db: float = -15.0):
+                 config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, data_note: str = ""):
         self.spec, self.cfg, self.run_dir = spec, config, Path(run_dir)
         self.data_note = data_note
         self.process, self.processes = jax.process_index(), jax.process_count()
@@ -193,11 +193,11 @@ class Trainer:
         self.data_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.sampler = ExampleSampler(train_tracks, spec.stems, frames=config.frames, task=spec.task,
-                                      augment=config.augment, activity_threshold_db=activity_threshold_db)
+                                      augment=config.augment, activity_threshold_db=spec.activity_db)
         self.valid_tracks = [t for t in valid_tracks if all(s in t.stems for s in spec.stems)
                              or t.musdb_track is not None]
         self.val_sampler = (ExampleSampler(self.valid_tracks, spec.stems, frames=config.frames, task=spec.task,
-                                           augment=None, activity_threshold_db=activity_threshold_db)
+                                           augment=None, activity_threshold_db=spec.activity_db)
                             if self.valid_tracks else None)
         model = MaskCNN(spec.model, rngs=nnx.Rngs(config.seed))
         model.train()
@@ -281,13 +281,17 @@ class Trainer:
         """Validation loss on fixed excerpts and, for mask targets, median SDR of separated validation tracks."""
         if self.val_sampler is None:
             return {}
-        losses = []
+        losses, correct = [], []
         for i in range(self.cfg.val_batches):
             x, y = self.val_sampler.batch(self.cfg.seed + 1_000_003, i, self.cfg.batch)
-            losses.append(float(self._eval(self.params, jnp.asarray(x), jnp.asarray(y))))
+            loss, logits = self._eval(self.params, jnp.asarray(x), jnp.asarray(y))
+            losses.append(float(loss))
+            correct.append(np.mean((np.asarray(logits) >= 0) == (y >= 0.5)))
         out = {"val_loss": float(np.mean(losses))}
         if self.spec.task == "mask":
             out["val_sdr"] = self.validation_sdr()
+        else:
+            out["val_accuracy"] = float(np.mean(correct))
         return out
 
     def validation_sdr(self) -> float:
@@ -371,7 +375,7 @@ class Trainer:
         if not metrics:
             score = float(self.step)  # no validation data: the latest model is the best we know
         else:
-            score = metrics.get("val_sdr", float("nan"))
+            score = metrics.get("val_sdr", metrics.get("val_accuracy", float("nan")))
             if math.isnan(score):
                 score = -metrics["val_loss"]
         if score > self.best:

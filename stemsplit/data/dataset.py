@@ -187,12 +187,27 @@ class AugmentConfig:
     keep_silent_target: float = 0.2
 
 
-def activity_labels(target: np.ndarray, mix: np.ndarray, threshold_db: float) -> np.ndarray:
-    """Frame labels for vocal activity: 1 where the target's energy in the model band is within
-    ``threshold_db`` of the mix's (spectra shaped (channels, bins, frames)) -> (frames,)."""
-    et = (np.abs(target) ** 2).sum(axis=(0, 1))
-    em = (np.abs(mix) ** 2).sum(axis=(0, 1))
-    return (10 * np.log10((et + 1e-12) / (em + 1e-12)) > threshold_db).astype(np.float32)
+def activity_labels(target: np.ndarray, mix: np.ndarray, threshold_db: float, grid: spectral.Grid,
+                    floor_db: float = -60.0) -> np.ndarray:
+    """Frame labels for vocal activity: 1 where the target's energy in the model band is within ``threshold_db``
+    of the mix's and its RMS level is above ``floor_db`` dBFS.
+
+    Parameters
+    ----------
+    target, mix : np.ndarray
+        Complex spectra on ``grid``, ``(channels, bins, frames)`` (model band).
+
+    Returns
+    -------
+    np.ndarray
+        ``(frames,)`` of 0/1.
+    """
+    et = (np.abs(target) ** 2).mean(axis=0).sum(axis=0)
+    em = (np.abs(mix) ** 2).mean(axis=0).sum(axis=0)
+    # Parseval on the one-sided spectrum: the frame's RMS level in dBFS (a full-scale sine reads -3)
+    level = 10 * np.log10(et / (grid.n_fft * np.sum(grid.window ** 2) / 2) + 1e-20)
+    ratio = 10 * np.log10((et + 1e-20) / (em + 1e-20))
+    return ((ratio > threshold_db) & (level > floor_db)).astype(np.float32)
 
 
 class ExampleSampler:
@@ -303,7 +318,7 @@ class ExampleSampler:
         centre = slice(hc, hc + self.frames)
         if self.task == "activity":
             y = activity_labels(spec_t[:, :g.model_bins, centre], spec_mix[:, :g.model_bins, centre],
-                                self.activity_threshold_db)[:, None]
+                                self.activity_threshold_db, g)[:, None]
         else:
             y = np.zeros((self.frontend.n_bins, self.frames), np.float32)
             y[:g.model_bins] = masks.ideal_binary_mask(spec_t[:, :g.model_bins, centre],
