@@ -133,12 +133,12 @@ def context_features(reader, grid: spectral.Grid, lo: int, hi: int, total: int) 
     return ContextFeatures(features=feats, spec=spec, first=f_lo, segment=seg, start=s0)
 
 
-def _bucket(n: int, cap: int) -> int:
+def _bucket(n: int, cap: int, smallest: int = 64) -> int:
     """A padded length for ``n`` frames (few distinct shapes, so few compilations): ``cap`` for full blocks,
-    else the next power of two from 64."""
+    else the next power of two from ``smallest``."""
     if n > cap:
         raise ValueError(f"{n} frames exceed the block capacity {cap}")
-    size = 64
+    size = smallest
     while size < n:
         size *= 2
     return min(size, cap)
@@ -201,6 +201,7 @@ class Separator:
         self.residual = residual
         self.mask = mask
         self.block_frames = block_frames
+        self.min_bucket = 64  # smallest padded block (streaming lowers it)
         self.frontend = spectral.FRONTEND
         self.gate: LoadedTarget | None = None
         if gate_vocals:
@@ -218,7 +219,7 @@ class Separator:
         """Start the models on padded features (frames + 24, 513); returns (pending outputs, frames)."""
         hc = self.frontend.half_context
         frames = feats.shape[0] - 2 * hc
-        size = _bucket(frames, self.block_frames + _BLOCK_MARGIN)
+        size = _bucket(frames, self.block_frames + _BLOCK_MARGIN, self.min_bucket)
         x = np.zeros((size + 2 * hc, feats.shape[1]), dtype=np.float32)
         x[:feats.shape[0]] = feats
         return self.runner.dispatch(x), frames
@@ -247,6 +248,25 @@ class Separator:
         return masks.combine_on_grid(scores, n_bins, thresholds=thresholds,
                                      priorities=[s.priority for s in self.specs], mode=self.mask)
 
+    def _prepare(self, reader, grid: spectral.Grid, a: int, b: int, total: int) -> dict:
+        """Read and analyse output samples ``[a, b)`` of a ``total``-frame signal and start the models on them."""
+        lo, hi = spectral.frames_overlapping(grid, a, b, total)
+        ctx = context_features(reader, grid, lo, hi, total)
+        return {"a": a, "b": b, "lo": lo, "own": ctx.spec[:, :, lo - ctx.first:hi - ctx.first],
+                "mix": ctx.segment[:, a - ctx.start:b - ctx.start], "pending": self._dispatch(ctx.features)}
+
+    def _finish(self, job: dict, grid: spectral.Grid, total: int) -> tuple[np.ndarray, np.ndarray]:
+        """Masks and inverse STFT of a prepared block: ``(mix (C, n), target stems (K, C, n))``."""
+        outs = self.runner.collect(*job["pending"])
+        scores = np.stack([np.swapaxes(o, 0, 1) for o in outs[:len(self.specs)]])
+        m, _ = self.stem_masks(scores, grid.n_bins)
+        if self.gate is not None:
+            m = self._gate(m, outs[-1][:, 0])
+        # one stem at a time keeps the inverse transform's buffers to one stem's size
+        stems = np.stack([spectral.overlap_add(mk[None] * job["own"], grid, job["lo"], total, job["a"], job["b"])
+                          for mk in m])
+        return job["mix"], stems
+
     def _blocks(self, reader, grid: spectral.Grid, sink: Callable[[int, np.ndarray, np.ndarray], None],
                 progress: ProgressFn | None) -> None:
         """Run every block of ``reader``'s signal, handing (start, mix block, stems (K, C, n)) to ``sink``.
@@ -257,34 +277,16 @@ class Separator:
         n = reader.frames
         total = grid.n_frames(n)
         step = self.block_frames * grid.hop
-
-        def prepare(a: int) -> dict:
-            b = min(n, a + step)
-            lo, hi = spectral.frames_overlapping(grid, a, b, total)
-            ctx = context_features(reader, grid, lo, hi, total)
-            return {"a": a, "b": b, "lo": lo, "own": ctx.spec[:, :, lo - ctx.first:hi - ctx.first],
-                    "mix": ctx.segment[:, a - ctx.start:b - ctx.start], "pending": self._dispatch(ctx.features)}
-
-        def finish(job: dict) -> None:
-            outs = self.runner.collect(*job["pending"])
-            scores = np.stack([np.swapaxes(o, 0, 1) for o in outs[:len(self.specs)]])
-            m, _ = self.stem_masks(scores, grid.n_bins)
-            if self.gate is not None:
-                m = self._gate(m, outs[-1][:, 0])
-            # one stem at a time keeps the inverse transform's buffers to one stem's size
-            stems = np.stack([spectral.overlap_add(mk[None] * job["own"], grid, job["lo"], total, job["a"], job["b"])
-                              for mk in m])
-            sink(job["a"], job["mix"], stems)
+        starts = list(range(0, n, step))
+        job = self._prepare(reader, grid, starts[0], min(n, starts[0] + step), total)
+        for i in range(len(starts)):
+            ahead = (self._prepare(reader, grid, starts[i + 1], min(n, starts[i + 1] + step), total)
+                     if i + 1 < len(starts) else None)
+            mix, stems = self._finish(job, grid, total)
+            sink(job["a"], mix, stems)
             if progress is not None:
                 progress(job["b"], n)
-
-        starts = list(range(0, n, step))
-        job = prepare(starts[0])
-        for nxt in starts[1:]:
-            ahead = prepare(nxt)
-            finish(job)
             job = ahead
-        finish(job)
 
     def _gate(self, m: np.ndarray, activity: np.ndarray) -> np.ndarray:
         """Zero the vocals mask in frames whose activity probability is under the detector's threshold."""

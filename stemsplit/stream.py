@@ -1,0 +1,364 @@
+"""Streaming separation: chunks in, stems out, with a fixed latency and the same answer as offline.
+
+A :class:`StreamSeparator` runs the offline :class:`~stemsplit.separate.Separator`'s own block functions on
+the part of the signal that has become final. An output sample is final once every STFT frame overlapping it
+has its mask, and a frame's mask needs the frames up to 12 ahead of it (half the 25-frame context) to be
+complete: so the stream lags the input by a fixed number of samples, :attr:`StreamSeparator.latency` (8,191
+samples = 186 ms at 44.1 kHz: 12 frames of look-ahead plus the STFT window). Output sample ``k`` is the
+offline stem's sample ``k - latency`` (zeros before), so the concatenated output equals ``separate()`` on the
+whole signal, shifted by the latency.
+
+:func:`run_pipeline` connects a source, a stream and a sink through three threads (reader -> model -> writer)
+and bounded queues: a slow writer holds the reader back, and the first error in any stage stops every stage
+and is raised once.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import audio as audio_io
+from . import spectral
+from .errors import InvalidAudioError, OptionError
+from .separate import Separator
+
+__all__ = ["StreamSeparator", "run_pipeline"]
+
+
+class _Buffer:
+    """The pushed samples still needed, addressed by absolute sample index; zeros outside the signal."""
+
+    def __init__(self, channels: int):
+        self.data = np.zeros((channels, 0), dtype=np.float32)
+        self.start = 0
+        self.frames = 0  # samples pushed so far (the signal's length once flushed)
+
+    def append(self, chunk: np.ndarray) -> None:
+        self.data = np.concatenate([self.data, chunk], axis=1)
+        self.frames += chunk.shape[1]
+
+    def drop_before(self, index: int) -> None:
+        k = min(max(0, index - self.start), self.data.shape[1])
+        if k:
+            self.data = self.data[:, k:]
+            self.start += k
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        if max(start, 0) < self.start:
+            raise ValueError("samples already dropped from the stream buffer")
+        out = np.zeros((self.data.shape[0], stop - start), dtype=np.float32)
+        lo, hi = max(start, self.start), min(stop, self.start + self.data.shape[1])
+        if hi > lo:
+            out[:, lo - start:hi - start] = self.data[:, lo - self.start:hi - self.start]
+        return out
+
+
+class StreamSeparator:
+    """Separate audio that arrives in chunks.
+
+    Parameters
+    ----------
+    targets : sequence of str
+        As for :class:`~stemsplit.separate.Separator`.
+    sr : int
+        Sample rate of the stream.
+    channels : int
+        Channels of every chunk.
+    residual, mask, targets_dir, checkpoint_dirs, gate_vocals
+        As for :class:`~stemsplit.separate.Separator`.
+    separator : Separator, optional
+        An already built separator (its models are reused).
+    max_block_frames : int
+        Largest number of frames processed at once (bounds memory when a big chunk arrives).
+
+    Examples
+    --------
+    >>> s = StreamSeparator(("vocals",), sr=44100, channels=2)               # doctest: +SKIP
+    >>> for chunk in chunks:                                                 # doctest: +SKIP
+    ...     out = s.push(chunk)            # {"vocals": (2, n), "accompaniment": (2, n)}, n = len(chunk)
+    >>> tail = s.flush()                   # the last ``s.latency`` samples
+    """
+
+    def __init__(self, targets: Sequence[str] = ("vocals",), *, sr: int, channels: int, residual: bool = True,
+                 mask: str = "binary", targets_dir: Sequence[str | os.PathLike] | None = None,
+                 checkpoint_dirs: Sequence[str | os.PathLike] = (), gate_vocals: bool = False,
+                 separator: Separator | None = None, max_block_frames: int = 512):
+        self.sr = audio_io.check_rate(sr)
+        if not isinstance(channels, (int, np.integer)) or channels < 1:
+            raise OptionError(f"channels must be a positive integer, got {channels!r}")
+        self.channels = int(channels)
+        self.sep = separator or Separator(targets, residual=residual, mask=mask, targets_dir=targets_dir,
+                                          checkpoint_dirs=checkpoint_dirs, gate_vocals=gate_vocals)
+        self.sep.min_bucket = 8  # streaming blocks are small: pad them less
+        self.grid = spectral.FRONTEND.grid(self.sr)
+        self.stem_names = list(self.sep.stem_names)
+        self.max_block_frames = max_block_frames
+        self.latency = self._latency()
+        self._buf = _Buffer(self.channels)
+        self._done = 0        # stem samples final so far: [0, done)
+        self._emitted = 0     # output samples returned so far (the first `latency` of them are zeros)
+        self._ready: dict[str, list[np.ndarray]] = {n: [] for n in self.stem_names}
+        self._ready_start = 0  # stem sample index of the first sample in _ready
+        self._flushed = False
+
+    @property
+    def latency_seconds(self) -> float:
+        """The fixed delay between a sample going in and its stems coming out, in seconds."""
+        return self.latency / self.sr
+
+    def _final_until(self, available: int) -> int:
+        """Stem samples that are final once ``available`` input samples have arrived."""
+        g, hc = self.grid, self.grid.frontend.half_context
+        complete = (available + g.pad - g.n_fft) // g.hop  # last frame whose samples have all arrived
+        return max(0, (complete - hc + 1) * g.hop - g.pad)
+
+    def _latency(self) -> int:
+        """The largest lag of final output behind the input, over every phase of the hop."""
+        base = 1000 * self.grid.hop
+        return max(base + r - self._final_until(base + r) for r in range(self.grid.hop))
+
+    def _process(self, stop: int, total: int) -> None:
+        """Make stem samples ``[done, stop)`` final (``total`` = frames known to exist)."""
+        step = self.max_block_frames * self.grid.hop
+        while self._done < stop:
+            b = min(stop, self._done + step)
+            job = self.sep._prepare(self._buf, self.grid, self._done, b, total)
+            mix, stems = self.sep._finish(job, self.grid, total)
+            for name, block in zip(self.stem_names, self.sep._assemble(mix, stems), strict=True):
+                self._ready[name].append(block)
+            self._done = b
+        hc = self.grid.frontend.half_context
+        lo, _ = spectral.frames_overlapping(self.grid, self._done, self._done + 1, max(total, 1))
+        self._buf.drop_before(spectral.frame_span(self.grid, max(0, lo - hc), 1)[0])
+
+    def _emit(self, upto: int) -> dict[str, np.ndarray]:
+        """Output samples ``[emitted, upto)``: zeros for the first ``latency``, then the final stems."""
+        n = upto - self._emitted
+        if n <= 0:
+            return {}
+        zeros = max(0, min(upto, self.latency) - self._emitted)
+        take = n - zeros
+        out = {}
+        for name in self.stem_names:
+            parts = [np.zeros((self.channels, zeros), np.float32)]
+            if take:
+                ready = np.concatenate(self._ready[name], axis=1) if self._ready[name] else \
+                    np.zeros((self.channels, 0), np.float32)
+                if ready.shape[1] < take:
+                    raise RuntimeError("stream output is not final yet")  # guarded by the latency
+                parts.append(ready[:, :take])
+                self._ready[name] = [ready[:, take:]]
+            out[name] = np.concatenate(parts, axis=1)
+        self._emitted = upto
+        return out
+
+    def _check(self, chunk: np.ndarray) -> np.ndarray:
+        a = np.asarray(chunk)
+        if a.ndim == 1 and self.channels == 1:
+            a = a[None]
+        if a.ndim != 2 or a.shape[0] != self.channels:
+            raise InvalidAudioError(f"Chunks must be shaped ({self.channels}, samples), got {a.shape}.")
+        if a.dtype.kind not in "fiu":
+            raise InvalidAudioError(f"Chunks must be numeric, got dtype {a.dtype}.")
+        a = audio_io.as_channels_first(a)[0]
+        audio_io.check_block(a, "The stream", self._buf.frames / self.sr)
+        return a
+
+    def push(self, chunk: np.ndarray) -> dict[str, np.ndarray]:
+        """Feed samples; get back as many output samples per stem as were pushed (delayed by the latency).
+
+        Parameters
+        ----------
+        chunk : np.ndarray
+            ``(channels, n)`` (or ``(n,)`` for a mono stream), any ``n``.
+
+        Returns
+        -------
+        dict of str to np.ndarray
+            ``(channels, n)`` per stem (empty dict when ``n`` is 0).
+        """
+        if self._flushed:
+            raise OptionError("This stream was flushed; start a new StreamSeparator.")
+        a = self._check(chunk)
+        if a.shape[1] == 0:
+            return {}
+        self._buf.append(a)
+        final = self._final_until(self._buf.frames)
+        if final > self._done:
+            complete = (self._buf.frames + self.grid.pad - self.grid.n_fft) // self.grid.hop
+            self._process(final, complete + 1)
+        return self._emit(self._buf.frames)
+
+    def flush(self) -> dict[str, np.ndarray]:
+        """End of stream: the remaining ``latency`` samples of every stem."""
+        if self._flushed:
+            return {}
+        self._flushed = True
+        n = self._buf.frames
+        if n == 0:
+            return {}
+        self._process(n, self.grid.n_frames(n))
+        return self._emit(n + self.latency)
+
+
+_END = object()
+
+
+def run_pipeline(source: Iterable[np.ndarray], stream: StreamSeparator,
+                 sink: Callable[[dict[str, np.ndarray]], None], *, queue_size: int = 4,
+                 timeout: float = 0.1) -> None:
+    """Run ``source`` -> ``stream`` -> ``sink`` in three threads joined by bounded queues.
+
+    Parameters
+    ----------
+    source : iterable of np.ndarray
+        Chunks ``(channels, n)`` (e.g. read from a file or a pipe); consumed by the reader thread.
+    stream : StreamSeparator
+        Its ``push`` and ``flush`` run in the model thread.
+    sink : callable
+        Called with each non-empty output dict, in order, in the writer (calling) thread.
+    queue_size : int
+        Chunks each queue holds; a slow sink blocks the model, which blocks the reader (back-pressure).
+
+    Raises
+    ------
+    Exception
+        The first error of any stage, once, after every thread has stopped.
+    """
+    q_in: queue.Queue = queue.Queue(maxsize=queue_size)
+    q_out: queue.Queue = queue.Queue(maxsize=queue_size)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def fail(e: BaseException) -> None:
+        with lock:
+            if not errors:
+                errors.append(e)
+        stop.set()
+
+    def put(q: queue.Queue, item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=timeout)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(q: queue.Queue):
+        while not stop.is_set():
+            try:
+                return q.get(timeout=timeout)
+            except queue.Empty:
+                continue
+        return _END
+
+    def reader() -> None:
+        try:
+            for chunk in source:
+                if not put(q_in, chunk):
+                    return
+            put(q_in, _END)
+        except BaseException as e:
+            fail(e)
+
+    def model() -> None:
+        try:
+            while True:
+                chunk = get(q_in)
+                if chunk is _END:
+                    break
+                out = stream.push(chunk)
+                if out and not put(q_out, out):
+                    return
+            if stop.is_set():
+                return
+            tail = stream.flush()
+            if tail:
+                put(q_out, tail)
+            put(q_out, _END)
+        except BaseException as e:
+            fail(e)
+
+    threads = [threading.Thread(target=reader, name="stemsplit-reader", daemon=True),
+               threading.Thread(target=model, name="stemsplit-model", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        while True:
+            item = get(q_out)
+            if item is _END:
+                break
+            sink(item)
+    except BaseException as e:
+        fail(e)
+    finally:
+        if errors:
+            stop.set()
+        threads[1].join()
+        # the reader may sit in a blocking read (a pipe with nothing to say); it is a daemon and stops at its
+        # next chunk, so it is given a moment but never waited on forever
+        threads[0].join(timeout=1.0)
+    if errors:
+        raise errors[0]
+
+
+def file_chunks(path: str | os.PathLike, chunk: int) -> tuple[Iterable[np.ndarray], int, int]:
+    """``(chunks (channels, n), sr, channels)`` read progressively from a file soundfile can decode."""
+    import soundfile as sf
+
+    reader = audio_io.open_reader(path)
+    sr, channels = reader.sr, reader.channels
+    reader.close()
+
+    def gen():
+        try:
+            with sf.SoundFile(str(path)) as fh:
+                while True:
+                    block = fh.read(chunk, dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        return
+                    yield block.T
+        except sf.LibsndfileError as e:
+            raise audio_io.AudioFileError(f"Could not decode {path}: {e}") from None
+
+    return gen(), sr, channels
+
+
+def pcm_chunks(stream, chunk: int, channels: int) -> Iterable[np.ndarray]:
+    """Chunks ``(channels, n)`` from raw interleaved float32 little-endian PCM (e.g. ``sys.stdin.buffer``)."""
+    frame_bytes = 4 * channels
+    pending = b""
+    while True:
+        data = stream.read(chunk * frame_bytes - len(pending))
+        if not data:
+            if pending:
+                raise InvalidAudioError(f"The PCM stream ended inside a frame ({len(pending)} stray bytes).")
+            return
+        pending += data
+        whole = len(pending) // frame_bytes * frame_bytes
+        if whole:
+            yield np.frombuffer(pending[:whole], dtype="<f4").reshape(-1, channels).T.copy()
+            pending = pending[whole:]
+
+
+class AlignedWriter:
+    """Writes one stem of a stream's output without its leading ``latency`` samples, so the result lines up
+    with the input sample for sample (and has its length)."""
+
+    def __init__(self, write: Callable[[np.ndarray], None], stem: str, latency: int):
+        self.write, self.stem, self.skip = write, stem, latency
+
+    def __call__(self, out: dict[str, np.ndarray]) -> None:
+        block = out[self.stem]
+        if self.skip:
+            cut = min(self.skip, block.shape[1])
+            block, self.skip = block[:, cut:], self.skip - cut
+        if block.shape[1]:
+            self.write(block)

@@ -1,0 +1,144 @@
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from stemsplit.cli import main
+from stemsplit.errors import InvalidAudioError, OptionError
+from stemsplit.separate import Separator
+from stemsplit.stream import StreamSeparator, run_pipeline
+
+from .conftest import tone_mix
+
+
+def _stream_all(s, x, rng, lo=64, hi=5000):
+    outs, pos = {k: [] for k in s.stem_names}, 0
+    while pos < x.shape[1]:
+        n = int(rng.integers(lo, hi))
+        out = s.push(x[:, pos:pos + n])
+        assert all(v.shape == (x.shape[0], min(n, x.shape[1] - pos)) for v in out.values())
+        pos += n
+        for k, v in out.items():
+            outs[k].append(v)
+    tail = s.flush()
+    assert all(v.shape[1] == s.latency for v in tail.values())
+    for k, v in tail.items():
+        outs[k].append(v)
+    return {k: np.concatenate(v, axis=1) for k, v in outs.items()}
+
+
+@pytest.mark.parametrize("sr,channels,targets", [(44100, 2, ["vocals", "drums"]), (22050, 1, ["vocals"]),
+                                                 (48000, 2, ["vocals", "drums", "bass", "other"])])
+def test_streamed_equals_offline_shifted_by_latency(tiny_targets, sr, channels, targets):
+    x = tone_mix(sr, 2.5, channels, seed=4)
+    offline = Separator(targets, targets_dir=[tiny_targets]).separate(x, sr)
+    s = StreamSeparator(targets, sr=sr, channels=channels, targets_dir=[tiny_targets])
+    got = _stream_all(s, x, np.random.default_rng(sr))
+    lat = s.latency
+    for k in offline:
+        assert got[k].shape[1] == x.shape[1] + lat
+        assert np.all(got[k][:, :lat] == 0)
+        np.testing.assert_allclose(got[k][:, lat:], offline[k], atol=1e-5)
+
+
+def test_latency_is_fixed_and_under_200_ms(tiny_targets):
+    s = StreamSeparator(["vocals"], sr=44100, channels=2, targets_dir=[tiny_targets])
+    assert s.latency == 8191 and s.latency_seconds < 0.2
+    assert StreamSeparator(["vocals"], sr=22050, channels=1, targets_dir=[tiny_targets]).latency_seconds < 0.2
+
+
+def test_stream_errors(tiny_targets):
+    s = StreamSeparator(["vocals"], sr=22050, channels=2, targets_dir=[tiny_targets])
+    with pytest.raises(InvalidAudioError, match="shaped"):
+        s.push(np.zeros((1, 100), np.float32))
+    with pytest.raises(InvalidAudioError, match="NaN"):
+        s.push(np.full((2, 100), np.nan, np.float32))
+    assert s.push(np.zeros((2, 0), np.float32)) == {}
+    s.flush()
+    with pytest.raises(OptionError, match="flushed"):
+        s.push(np.zeros((2, 100), np.float32))
+    with pytest.raises(OptionError):
+        StreamSeparator(["vocals"], sr=22050, channels=0, targets_dir=[tiny_targets])
+
+
+def test_pipeline_matches_direct_and_applies_back_pressure(tiny_targets):
+    x = tone_mix(22050, 3.0, 2)
+    chunks = [x[:, i:i + 700] for i in range(0, x.shape[1], 700)]
+    direct = _stream_all(StreamSeparator(["vocals"], sr=22050, channels=2, targets_dir=[tiny_targets]), x,
+                         np.random.default_rng(0), 700, 701)
+    read, written = [], []
+
+    def source():
+        for c in chunks:
+            read.append(len(written))
+            yield c
+
+    def slow_sink(out):
+        time.sleep(0.01)
+        written.append(out["vocals"])
+
+    s = StreamSeparator(["vocals"], sr=22050, channels=2, targets_dir=[tiny_targets])
+    run_pipeline(source(), s, slow_sink, queue_size=2)
+    np.testing.assert_allclose(np.concatenate(written, axis=1), direct["vocals"], atol=1e-6)
+    # the reader never ran far ahead of the writer: bounded by the two queues and the stages in hand
+    assert max(i - w for i, w in enumerate(read)) <= 2 * 2 + 3
+
+
+@pytest.mark.parametrize("where", ["source", "sink", "model"])
+def test_pipeline_failure_surfaces_once_without_hanging(tiny_targets, where):
+    x = tone_mix(22050, 2.0, 2)
+
+    def source():
+        for i in range(0, x.shape[1], 500):
+            if where == "source" and i > 2000:
+                raise RuntimeError("source broke")
+            yield x[:, i:i + 500] if not (where == "model" and i > 2000) else x[:1, i:i + 500]
+
+    def sink(out):
+        if where == "sink":
+            raise RuntimeError("sink broke")
+
+    s = StreamSeparator(["vocals"], sr=22050, channels=2, targets_dir=[tiny_targets])
+    before = threading.active_count()
+    t0 = time.time()
+    with pytest.raises((RuntimeError, InvalidAudioError)) as err:
+        run_pipeline(source(), s, sink, queue_size=2)
+    assert time.time() - t0 < 10
+    assert where in str(err.value) or "shaped" in str(err.value)
+    time.sleep(0.3)
+    assert threading.active_count() <= before
+
+
+def test_cli_stream_file_to_wav_aligned(tiny_targets, tmp_path):
+    x = tone_mix(44100, 2.0, 2)
+    src = tmp_path / "in.wav"
+    sf.write(src, x.T, 44100, subtype="FLOAT")
+    out = tmp_path / "karaoke.wav"
+    assert main(["stream", str(src), "-o", str(out), "--stem", "accompaniment", "--chunk", "333",
+                 "--targets-dir", str(tiny_targets), "-q"]) == 0
+    got, sr = sf.read(out, always_2d=True)
+    ref = Separator(["vocals"], targets_dir=[tiny_targets]).separate(x, 44100)["accompaniment"]
+    assert sr == 44100 and got.shape == (x.shape[1], 2)
+    np.testing.assert_allclose(got.T, ref, atol=1e-5)
+
+
+def test_cli_stream_pcm_pipe(tiny_targets, tmp_path):
+    x = tone_mix(22050, 1.5, 1)
+    r = subprocess.run([sys.executable, "-m", "stemsplit", "stream", "-", "-o", "-", "--rate", "22050",
+                        "--channels", "1", "--targets-dir", str(tiny_targets), "-q"],
+                       input=np.ascontiguousarray(x.T, "<f4").tobytes(), capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    got = np.frombuffer(r.stdout, "<f4")
+    ref = Separator(["vocals"], targets_dir=[tiny_targets]).separate(x, 22050)["vocals"][0]
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    r = subprocess.run([sys.executable, "-m", "stemsplit", "stream", "-", "--targets-dir", str(tiny_targets)],
+                       input=b"", capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"--rate" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "stemsplit", "stream", "-", "--rate", "22050", "--channels", "2",
+                        "-q", "--targets-dir", str(tiny_targets)], input=b"\x00" * 10, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 2 and b"stray bytes" in r.stderr
