@@ -47,6 +47,13 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _shares_arg(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _progress_bar(total: int, desc: str, unit_scale: float, quiet: bool):
     """A tqdm bar advanced by (done, total) sample callbacks, shown in seconds of audio."""
     from tqdm import tqdm
@@ -145,7 +152,7 @@ def _train(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or os.path.join("runs", spec.name)
     valid = [v for v in (args.valid_tracks or "").split(",") if v] or None
     dest = train(spec, args.musdb_root, is_wav=args.is_wav, config=cfg, run_dir=run_dir, resume=args.resume,
-                 out=args.out, valid_tracks=valid, progress=not args.quiet)
+                 out=args.out, valid_tracks=valid, shares=args.shares, progress=not args.quiet)
     if dest is not None and not args.quiet:
         print(f"checkpoint written to {dest}")
     return 0
@@ -305,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--musdb-root", action="append", metavar="ROOT",
                    help="dataset root with train/ (and test/); repeat to pool several")
     r.add_argument("--is-wav", action="store_true", help="decoded wav layout instead of .stem.mp4")
+    r.add_argument("--shares", type=_shares_arg, metavar="W,W,...",
+                   help="how often examples come from each --musdb-root, e.g. 0.5,0.2,0.3 (default: per track)")
     r.add_argument("--steps", type=_positive_int, default=20_000, help="optimizer steps (default 20000)")
     r.add_argument("--batch", type=_positive_int, default=16, help="examples per step (default 16)")
     r.add_argument("--frames", type=_positive_int, default=64,

@@ -412,7 +412,7 @@ def _jsonable(d):
 def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool = True,
           config: TrainConfig = TrainConfig(), run_dir: str | os.PathLike = "runs/default",
           resume: bool = False, out: str | os.PathLike | None = None, valid_tracks: Sequence[str] | None = None,
-          progress: bool = True) -> Path | None:
+          shares: Sequence[float] | None = None, progress: bool = True) -> Path | None:
     """Train ``spec`` on MUSDB-layout data and write its checkpoint.
 
     Parameters
@@ -430,14 +430,17 @@ def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool 
         Where the finished checkpoint goes (default: where ``separate`` looks for this target).
     valid_tracks : sequence of str, optional
         Names of tracks to hold out for validation.
+    shares : sequence of float, optional
+        How often examples come from each root (default: every track equally often).
 
     Returns
     -------
     Path or None
         The checkpoint written (None on hosts other than the first).
     """
-    train_tracks, valid = split_tracks(roots, is_wav=is_wav, valid_names=valid_tracks)
-    note = (f"{len(train_tracks)} training tracks from {', '.join(str(r) for r in roots)}; "
+    train_tracks, valid = split_tracks(roots, is_wav=is_wav, valid_names=valid_tracks, shares=shares)
+    share_note = f" (shares {', '.join(map(str, shares))})" if shares else ""
+    note = (f"{len(train_tracks)} training tracks from {', '.join(str(r) for r in roots)}{share_note}; "
             f"validation: {', '.join(t.name for t in valid) or 'none'}")
     trainer = Trainer(spec, train_tracks, valid, config, run_dir, resume=resume, data_note=note)
     return trainer.run(out=out, progress=progress)

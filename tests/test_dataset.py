@@ -98,3 +98,16 @@ def test_tracks_with_only_a_mixture_beside_the_target(tmp_path):
     for i in range(5):
         x, y = aug.example(np.random.default_rng(i))
         assert np.all(np.isfinite(x))
+
+
+def test_root_shares_set_how_often_tracks_are_drawn(tmp_path):
+    a = make_musdb(tmp_path / "a", tracks=4)
+    b = make_musdb(tmp_path / "b", tracks=1, seed=3)
+    train, _ = split_tracks([a, b], is_wav=True, shares=[0.2, 0.8])
+    # root a keeps its last track for validation: 3 training tracks share 0.2
+    assert [round(t.weight, 4) for t in train] == [0.0667] * 3 + [0.8]
+    s = ExampleSampler(train, ["vocals"], frames=4, augment=None)
+    picks = [s.tracks[np.random.default_rng(i).choice(4, p=s._p)].name for i in range(300)]
+    assert 0.65 < sum(p.startswith("song3") for p in picks) / 300 < 0.95
+    with pytest.raises(DataError, match="share"):
+        split_tracks([a, b], is_wav=True, shares=[1.0])

@@ -52,6 +52,8 @@ class Track:
     mixture : Path or None
     musdb_track : object or None
         The ``musdb`` track, for ``.stem.mp4`` reading.
+    weight : float
+        Relative chance of drawing this track for an example.
     """
 
     name: str
@@ -60,6 +62,7 @@ class Track:
     stems: dict[str, Path] = field(default_factory=dict)
     mixture: Path | None = None
     musdb_track: object | None = None
+    weight: float = 1.0
 
     def read(self, stem: str, start: int, count: int) -> np.ndarray:
         """``count`` samples of a stem from ``start`` as (2, count) float32 (mono doubled)."""
@@ -128,41 +131,55 @@ def find_tracks(root: str | os.PathLike, *, is_wav: bool, subset: str = "train",
     return [_to_track(mt, is_wav) for mt in _musdb_tracks(root, is_wav, subset, split)]
 
 
-def split_tracks(roots: Sequence[str | os.PathLike], *, is_wav: bool,
-                 valid_names: Sequence[str] | None = None) -> tuple[list[Track], list[Track]]:
+def split_tracks(roots: Sequence[str | os.PathLike], *, is_wav: bool, valid_names: Sequence[str] | None = None,
+                 shares: Sequence[float] | None = None) -> tuple[list[Track], list[Track]]:
     """Training and validation tracks from one or more dataset roots.
 
     Validation tracks are, in order of preference: the names given; MUSDB18's official validation split when
     the root is MUSDB18; the root's ``test`` subset; else the last tenth of the training tracks by name.
+
+    ``shares`` (one per root) sets how often examples come from each root, whatever its number of tracks
+    (default: every track equally likely).
     """
+    if shares is not None and (len(shares) != len(roots) or any(w < 0 for w in shares) or sum(shares) <= 0):
+        raise DataError(f"give one non-negative share per dataset root ({len(roots)}), got {list(shares)}")
     train: list[Track] = []
     valid: list[Track] = []
-    for root in roots:
-        every = find_tracks(root, is_wav=is_wav, subset="train")
-        if valid_names:
-            train += [t for t in every if t.name not in valid_names]
-            valid += [t for t in every if t.name in valid_names]
-            valid += [t for t in find_tracks(root, is_wav=is_wav, subset="test") if t.name in valid_names]
-            continue
-        official = {t.name for t in find_tracks(root, is_wav=is_wav, subset="train", split="valid")}
-        if official and len(official) < len(every):
-            train += [t for t in every if t.name not in official]
-            valid += [t for t in every if t.name in official]
-            continue
-        test = find_tracks(root, is_wav=is_wav, subset="test")
-        if test:
-            train += every
-            valid += test
-        elif len(every) >= 2:
-            k = max(1, len(every) // 10)
-            train += every[:-k]
-            valid += every[-k:]
-        else:
-            train += every
+    for i, root in enumerate(roots):
+        before = len(train)
+        _split_root(root, is_wav, valid_names, train, valid)
+        if shares is not None and len(train) > before:
+            for t in train[before:]:
+                t.weight = shares[i] / (len(train) - before)
     if not train:
         raise DataError(f"No training tracks found under {', '.join(map(str, roots))} "
                         "(expected ROOT/train/<track>/<stem>.wav or .stem.mp4 files).")
     return train, valid
+
+
+def _split_root(root, is_wav: bool, valid_names, train: list[Track], valid: list[Track]) -> None:
+    """Add one root's training and validation tracks (see :func:`split_tracks`)."""
+    every = find_tracks(root, is_wav=is_wav, subset="train")
+    if valid_names:
+        train += [t for t in every if t.name not in valid_names]
+        valid += [t for t in every if t.name in valid_names]
+        valid += [t for t in find_tracks(root, is_wav=is_wav, subset="test") if t.name in valid_names]
+        return
+    official = {t.name for t in find_tracks(root, is_wav=is_wav, subset="train", split="valid")}
+    if official and len(official) < len(every):
+        train += [t for t in every if t.name not in official]
+        valid += [t for t in every if t.name in official]
+        return
+    test = find_tracks(root, is_wav=is_wav, subset="test")
+    if test:
+        train += every
+        valid += test
+    elif len(every) >= 2:
+        k = max(1, len(every) // 10)
+        train += every[:-k]
+        valid += every[-k:]
+    else:
+        train += every
 
 
 @dataclass(frozen=True)
@@ -236,6 +253,8 @@ class ExampleSampler:
         if not self.tracks:
             raise DataError(f"No track has the stem(s) {', '.join(self.target_stems)} "
                             f"(found: {sorted({s for t in tracks for s in t.stems}) or 'none'}).")
+        w = np.array([t.weight for t in self.tracks], dtype=np.float64)
+        self._p = w / w.sum()
         self.frames, self.task, self.augment = frames, task, augment
         self.activity_threshold_db = activity_threshold_db
         self.frontend = frontend
@@ -275,7 +294,7 @@ class ExampleSampler:
 
     def _sources(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
         """(target, rest) excerpts, each (2, n), and their rate."""
-        track = self.tracks[rng.integers(len(self.tracks))]
+        track = self.tracks[rng.choice(len(self.tracks), p=self._p)]
         sr, n = track.sr, self.excerpt_samples(track.sr)
         remix = self.augment is not None and rng.random() < self.augment.remix
         base_offset = int(rng.integers(0, max(1, track.length - n)))
