@@ -261,6 +261,38 @@ def _stream(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("align")
+def _align(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .align import build_many, build_track
+
+    if args.batch:
+        with tqdm(desc="aligning", unit="pair", disable=args.quiet) as bar:
+            def step(done: int, total: int, name: str) -> None:
+                bar.total = total
+                bar.set_postfix_str(name[:30])
+                bar.update(done - bar.n)
+
+            res = build_many(args.batch, args.out, split=args.split, force=args.force, min_psr=args.min_psr,
+                             progress=step)
+        for name, al in res["accepted"]:
+            print(f"accepted  {name}: offset {al.offset_seconds:+.4f} s, gain {al.gain_db:+.2f} dB"
+                  f"{' (inverted)' if al.gain < 0 else ''}, speed {al.speed:.6f}, PSR {al.psr:.0f}")
+        for name, why in res["refused"]:
+            print(f"refused   {name}: {why}")
+        print(f"{len(res['accepted'])} accepted, {len(res['refused'])} refused -> {args.out}/{args.split}/")
+        return 0 if res["accepted"] else EXIT_USAGE
+    if not args.mix or not args.stem:
+        raise OptionError("stemsplit align needs MIX and STEM (or --batch DIR|CSV).")
+    out = Path(args.out)
+    al, folder = build_track(args.mix, args.stem, out.parent, out.name, kind=args.kind, split=args.split,
+                             force=args.force, min_psr=args.min_psr, max_offset=args.max_offset)
+    print(f"{folder}: offset {al.offset_seconds:+.4f} s ({al.offset:+.2f} samples), gain {al.gain_db:+.2f} dB"
+          f"{' (polarity inverted)' if al.gain < 0 else ''}, speed {al.speed:.6f}, confidence PSR {al.psr:.0f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from . import __version__
@@ -390,6 +422,24 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
     m.add_argument("--checkpoint-dir", action="append", metavar="DIR", help="extra folder of checkpoints")
     m.add_argument("-q", "--quiet", action="store_true")
+
+    a = sub.add_parser("align", help="align a mix with its a cappella or instrumental into a training track",
+                       description="Estimate offset (sub-sample), gain/polarity and a small speed difference "
+                                   "between a mix and its a cappella or instrumental, and write a MUSDB-layout "
+                                   "track DATASET/<split>/TRACK/{mixture,vocals,accompaniment}.wav.")
+    a.add_argument("mix", nargs="?", metavar="MIX", help="the released mix")
+    a.add_argument("stem", nargs="?", metavar="STEM", help="its a cappella or instrumental")
+    a.add_argument("--kind", choices=["acapella", "instrumental"], default="acapella", help="what STEM is")
+    a.add_argument("-o", "--out", required=True, metavar="DATASET/TRACK",
+                   help="dataset root and track name (with --batch: the dataset root)")
+    a.add_argument("--split", choices=["train", "test"], default="train", help="subset to write into")
+    a.add_argument("--batch", metavar="DIR|CSV",
+                   help="align every pair: NAME.mix.* with NAME.acapella.*/NAME.instrumental.* in DIR, or CSV "
+                        "rows mix,stem,kind[,name]")
+    a.add_argument("--force", action="store_true", help="write even when the alignment confidence is low")
+    a.add_argument("--min-psr", type=float, default=12.0, help="confidence threshold (default 12)")
+    a.add_argument("--max-offset", type=float, help="largest offset searched, seconds (default any)")
+    a.add_argument("-q", "--quiet", action="store_true")
 
     for register in _EXTRA_PARSERS:
         register(sub)
