@@ -41,10 +41,11 @@ def main() -> None:
     off_s = time.perf_counter() - t0
     rows = []
     for chunk in (256, 512, 1024, 2048, 4096, 8192):
-        s = StreamSeparator(sr=sr, channels=2, separator=Separator(loaded=loaded))
+        sep = Separator(loaded=loaded)
+        s = StreamSeparator(sr=sr, channels=2, separator=sep)
         for i in range(0, sr * 5, chunk):  # warm-up: compile the block shapes this chunk size uses
             s.push(x[:, i:i + chunk])
-        s = StreamSeparator(sr=sr, channels=2, separator=s.sep)
+        s = StreamSeparator(sr=sr, channels=2, separator=sep)
         times = []
         for i in range(0, x.shape[1], chunk):
             t = time.perf_counter()

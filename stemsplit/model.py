@@ -185,3 +185,52 @@ class MaskCNN(nnx.Module):
         flat = windows.reshape((-1, context, x.shape[-1]))
         h = self._trunk(flat, dilated=False, rngs=None)  # (batch*frames, 1, freq/9, ch)
         return self._head(h[:, 0], None).reshape((x.shape[0], frames, -1))
+
+
+#: (layer, kind, dilation) of the fully convolutional trunk, in order; each keeps 2 * dilation rows of its input
+_STREAM_LAYERS = (("conv1", "conv", 1), ("conv2", "conv", 1), ("pool1", "pool", 1),
+                  ("conv3", "conv", 3), ("conv4", "conv", 3), ("pool2", "pool", 3))
+
+#: output rows a fresh stream produces before the first real frame (the receptive field minus one)
+STREAM_WARMUP = 24
+
+
+def stream_init(model: MaskCNN) -> list[jax.Array]:
+    """Zeroed per-layer input tails for :func:`stream_apply` (batch 1)."""
+    c, f = model.config.conv_channels, model.config.n_bins
+    shapes = [(2, f, 1), (2, f, c), (2, f, c), (6, f // 3, c), (6, f // 3, c), (6, f // 3, c)]
+    return [jnp.zeros((1,) + s, jnp.float32) for s in shapes]
+
+
+def stream_apply(model: MaskCNN, tails: list[jax.Array], x: jax.Array,
+                 n_valid: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    """Feed the next rows of features to a model that keeps the tail of every layer's input (exact streaming).
+
+    The fully convolutional pass is local in time, so carrying each layer's last ``2 * dilation`` input rows
+    gives, row for row, what the pass over the whole sequence gives; each frame is computed once.
+
+    Parameters
+    ----------
+    tails : list of jax.Array
+        From :func:`stream_init` or the previous call.
+    x : jax.Array
+        Next feature rows, shape ``(rows, n_bins)``; only the first ``n_valid`` are real (the rest pad the
+        shape so that few sizes compile).
+    n_valid : int (traced)
+
+    Returns
+    -------
+    logits : jax.Array
+        ``(rows, outputs)``, one per row fed; the first ``n_valid`` are real. Output row ``j`` of a stream
+        (counting from its start) is the frame whose window ends at input row ``j``: the first
+        :data:`STREAM_WARMUP` rows of a fresh stream precede the first real frame.
+    tails : list of jax.Array
+    """
+    act = lambda h: jax.nn.leaky_relu(h, model.config.leaky_slope)  # noqa: E731
+    h = ((x - model.in_shift[...]) * model.in_scale[...])[None, :, :, None]
+    new_tails = []
+    for (name, kind, d), tail in zip(_STREAM_LAYERS, tails, strict=True):
+        inp = jnp.concatenate([tail, h], axis=1)
+        new_tails.append(jax.lax.dynamic_slice_in_dim(inp, n_valid, tail.shape[1], axis=1))
+        h = act(_conv(inp, getattr(model, name), d)) if kind == "conv" else _pool(inp, 1, d)
+    return model._head(h[0], None), new_tails

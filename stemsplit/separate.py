@@ -201,7 +201,6 @@ class Separator:
         self.residual = residual
         self.mask = mask
         self.block_frames = block_frames
-        self.min_bucket = 64  # smallest padded block (streaming lowers it)
         self.frontend = spectral.FRONTEND
         self.gate: LoadedTarget | None = None
         if gate_vocals:
@@ -219,7 +218,7 @@ class Separator:
         """Start the models on padded features (frames + 24, 513); returns (pending outputs, frames)."""
         hc = self.frontend.half_context
         frames = feats.shape[0] - 2 * hc
-        size = _bucket(frames, self.block_frames + _BLOCK_MARGIN, self.min_bucket)
+        size = _bucket(frames, self.block_frames + _BLOCK_MARGIN)
         x = np.zeros((size + 2 * hc, feats.shape[1]), dtype=np.float32)
         x[:feats.shape[0]] = feats
         return self.runner.dispatch(x), frames

@@ -1,7 +1,8 @@
 """Streaming separation: chunks in, stems out, with a fixed latency and the same answer as offline.
 
-A :class:`StreamSeparator` runs the offline :class:`~stemsplit.separate.Separator`'s own block functions on
-the part of the signal that has become final. An output sample is final once every STFT frame overlapping it
+A :class:`StreamSeparator` analyses each STFT frame once, as its samples arrive, and feeds it to models that
+keep the tail of every layer's input, so each frame's network work is done once; masks, the inverse STFT and
+the residual are the offline :class:`~stemsplit.separate.Separator`'s own functions. An output sample is final once every STFT frame overlapping it
 has its mask, and a frame's mask needs the frames up to 12 ahead of it (half the 25-frame context) to be
 complete: so the stream lags the input by a fixed number of samples, :attr:`StreamSeparator.latency` (8,191
 samples = 186 ms at 44.1 kHz: 12 frames of look-ahead plus the STFT window). Output sample ``k`` is the
@@ -15,14 +16,19 @@ and is raised once.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from . import audio as audio_io
+from . import model as model_lib
 from . import spectral
 from .errors import InvalidAudioError, OptionError
 from .separate import Separator
@@ -58,8 +64,43 @@ class _Buffer:
         return out
 
 
+class _StreamRunner:
+    """Every model of a separator (targets, then the gate) fed row by row, each frame computed once."""
+
+    def __init__(self, models: Sequence):
+        split = [nnx.split(m) for m in models]
+        self.graphdefs = tuple(g for g, _ in split)
+        self.states = tuple(st for _, st in split)
+        self.tails = [model_lib.stream_init(m) for m in models]
+
+    @staticmethod
+    @functools.partial(jax.jit, static_argnums=0)
+    def _apply(graphdefs, states, tails, x, n):
+        outs, new = [], []
+        for g, st, t in zip(graphdefs, states, tails, strict=True):
+            o, t2 = model_lib.stream_apply(nnx.merge(g, st), t, x, n)
+            outs.append(jax.nn.sigmoid(o))
+            new.append(t2)
+        return outs, new
+
+    def __call__(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Feed feature rows ``(n, bins)``; one ``(n, outputs)`` array per model."""
+        n = rows.shape[0]
+        size = 1
+        while size < n:
+            size *= 2
+        x = np.zeros((size, rows.shape[1]), np.float32)
+        x[:n] = rows
+        outs, self.tails = self._apply(self.graphdefs, self.states, self.tails, jnp.asarray(x), n)
+        return [np.asarray(o)[:n] for o in outs]
+
+
 class StreamSeparator:
     """Separate audio that arrives in chunks.
+
+    Each STFT frame is analysed once, as soon as its samples have arrived, and fed to the models, which keep the
+    tail of every layer's input (:func:`stemsplit.model.stream_apply`), so each frame's network work is done
+    once too. An output sample is final when every frame overlapping it has its masks.
 
     Parameters
     ----------
@@ -73,8 +114,6 @@ class StreamSeparator:
         As for :class:`~stemsplit.separate.Separator`.
     separator : Separator, optional
         An already built separator (its models are reused).
-    max_block_frames : int
-        Largest number of frames processed at once (bounds memory when a big chunk arrives).
 
     Examples
     --------
@@ -87,23 +126,31 @@ class StreamSeparator:
     def __init__(self, targets: Sequence[str] = ("vocals",), *, sr: int, channels: int, residual: bool = True,
                  mask: str = "binary", targets_dir: Sequence[str | os.PathLike] | None = None,
                  checkpoint_dirs: Sequence[str | os.PathLike] = (), gate_vocals: bool = False,
-                 separator: Separator | None = None, max_block_frames: int = 512):
+                 separator: Separator | None = None):
         self.sr = audio_io.check_rate(sr)
         if not isinstance(channels, (int, np.integer)) or channels < 1:
             raise OptionError(f"channels must be a positive integer, got {channels!r}")
         self.channels = int(channels)
         self.sep = separator or Separator(targets, residual=residual, mask=mask, targets_dir=targets_dir,
                                           checkpoint_dirs=checkpoint_dirs, gate_vocals=gate_vocals)
-        self.sep.min_bucket = 8  # streaming blocks are small: pad them less
         self.grid = spectral.FRONTEND.grid(self.sr)
         self.stem_names = list(self.sep.stem_names)
-        self.max_block_frames = max_block_frames
         self.latency = self._latency()
         self._buf = _Buffer(self.channels)
-        self._done = 0        # stem samples final so far: [0, done)
-        self._emitted = 0     # output samples returned so far (the first `latency` of them are zeros)
+        models = [t.model for t in self.sep.targets] + ([self.sep.gate.model] if self.sep.gate else [])
+        self._runner = _StreamRunner(models)
+        hc = self.grid.frontend.half_context
+        # frames -12..-1 do not exist: zero features, as in offline separation
+        self._warm = model_lib.STREAM_WARMUP
+        self._feed(np.zeros((hc, self.grid.frontend.n_bins), np.float32))
+        self._n_stft = 0              # frames analysed: [0, n_stft)
+        self._spec = np.zeros((self.channels, self.grid.n_bins, 0), np.complex64)
+        self._spec_first = 0          # frame index of _spec[..., 0]
+        self._scores: list[np.ndarray] = [np.zeros((0, m.config.outputs), np.float32) for m in models]
+        self._scores_first = 0        # frame index of the first row of each _scores array
+        self._done = 0                # stem samples final so far: [0, done)
+        self._emitted = 0             # output samples returned so far (the first `latency` are zeros)
         self._ready: dict[str, list[np.ndarray]] = {n: [] for n in self.stem_names}
-        self._ready_start = 0  # stem sample index of the first sample in _ready
         self._flushed = False
 
     @property
@@ -122,19 +169,56 @@ class StreamSeparator:
         base = 1000 * self.grid.hop
         return max(base + r - self._final_until(base + r) for r in range(self.grid.hop))
 
-    def _process(self, stop: int, total: int) -> None:
-        """Make stem samples ``[done, stop)`` final (``total`` = frames known to exist)."""
-        step = self.max_block_frames * self.grid.hop
-        while self._done < stop:
-            b = min(stop, self._done + step)
-            job = self.sep._prepare(self._buf, self.grid, self._done, b, total)
-            mix, stems = self.sep._finish(job, self.grid, total)
-            for name, block in zip(self.stem_names, self.sep._assemble(mix, stems), strict=True):
-                self._ready[name].append(block)
-            self._done = b
-        hc = self.grid.frontend.half_context
-        lo, _ = spectral.frames_overlapping(self.grid, self._done, self._done + 1, max(total, 1))
-        self._buf.drop_before(spectral.frame_span(self.grid, max(0, lo - hc), 1)[0])
+    @property
+    def _n_scored(self) -> int:
+        return self._scores_first + self._scores[0].shape[0]
+
+    def _feed(self, rows: np.ndarray) -> None:
+        """Feature rows to the models; keep the scores of real frames."""
+        if rows.shape[0] == 0:
+            return
+        outs = self._runner(rows)
+        skip = min(self._warm, rows.shape[0])
+        self._warm -= skip
+        if skip < rows.shape[0]:
+            self._scores = [np.concatenate([s, o[skip:]]) for s, o in zip(self._scores, outs, strict=True)]
+
+    def _analyse(self, upto: int) -> None:
+        """STFT and model for frames ``[n_stft, upto)``."""
+        count = upto - self._n_stft
+        if count <= 0:
+            return
+        start, stop = spectral.frame_span(self.grid, self._n_stft, count)
+        spec = spectral.stft(self._buf.read(start, stop), self.grid)
+        self._spec = np.concatenate([self._spec, spec], axis=2)
+        self._n_stft = upto
+        self._feed(spectral.features(spec, self.grid))
+
+    def _render(self, stop: int, total: int) -> None:
+        """Make stem samples ``[done, stop)`` final from the scored frames (``total`` = frames that exist)."""
+        if stop <= self._done:
+            return
+        lo, hi = spectral.frames_overlapping(self.grid, self._done, stop, total)
+        k = len(self.sep.specs)
+        rows = slice(lo - self._scores_first, hi - self._scores_first)
+        scores = np.stack([np.swapaxes(s[rows], 0, 1) for s in self._scores[:k]])
+        m, _ = self.sep.stem_masks(scores, self.grid.n_bins)
+        if self.sep.gate is not None:
+            m = self.sep._gate(m, self._scores[-1][rows, 0])
+        own = self._spec[:, :, lo - self._spec_first:hi - self._spec_first]
+        stems = np.stack([spectral.overlap_add(mk[None] * own, self.grid, lo, total, self._done, stop)
+                          for mk in m])
+        mix = self._buf.read(self._done, stop)
+        for name, block in zip(self.stem_names, self.sep._assemble(mix, stems), strict=True):
+            self._ready[name].append(block)
+        self._done = stop
+        # forget what the next block cannot need
+        keep, _ = spectral.frames_overlapping(self.grid, stop, stop + 1, max(total, hi + 1))
+        self._spec = self._spec[:, :, keep - self._spec_first:]
+        self._spec_first = keep
+        self._scores = [s[keep - self._scores_first:] for s in self._scores]
+        self._scores_first = keep
+        self._buf.drop_before(min(stop, spectral.frame_span(self.grid, self._n_stft, 1)[0]))
 
     def _emit(self, upto: int) -> dict[str, np.ndarray]:
         """Output samples ``[emitted, upto)``: zeros for the first ``latency``, then the final stems."""
@@ -188,10 +272,11 @@ class StreamSeparator:
         if a.shape[1] == 0:
             return {}
         self._buf.append(a)
-        final = self._final_until(self._buf.frames)
-        if final > self._done:
-            complete = (self._buf.frames + self.grid.pad - self.grid.n_fft) // self.grid.hop
-            self._process(final, complete + 1)
+        g = self.grid
+        complete = (self._buf.frames + g.pad - g.n_fft) // g.hop
+        self._analyse(complete + 1)
+        n_scored = self._n_scored
+        self._render(min(self._final_until(self._buf.frames), max(0, n_scored * g.hop - g.pad)), n_scored)
         return self._emit(self._buf.frames)
 
     def flush(self) -> dict[str, np.ndarray]:
@@ -202,7 +287,11 @@ class StreamSeparator:
         n = self._buf.frames
         if n == 0:
             return {}
-        self._process(n, self.grid.n_frames(n))
+        total = self.grid.n_frames(n)
+        self._analyse(total)
+        # frames past the end do not exist: zero features, as in offline separation
+        self._feed(np.zeros((self.grid.frontend.half_context, self.grid.frontend.n_bins), np.float32))
+        self._render(n, total)
         return self._emit(n + self.latency)
 
 
