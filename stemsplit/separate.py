@@ -135,9 +135,10 @@ def context_features(reader, grid: spectral.Grid, lo: int, hi: int, total: int) 
 
 def _bucket(n: int, cap: int, smallest: int = 64) -> int:
     """A padded length for ``n`` frames (few distinct shapes, so few compilations): ``cap`` for full blocks,
-    else the next power of two from ``smallest``."""
+    else the next power of two from ``smallest`` (``n`` itself past ``cap``: a caller scoring a long signal at
+    once)."""
     if n > cap:
-        raise ValueError(f"{n} frames exceed the block capacity {cap}")
+        return n
     size = smallest
     while size < n:
         size *= 2
