@@ -1,0 +1,27 @@
+"""Print a Markdown table of the shipped checkpoints from their own metadata (for docs/checkpoints.md).
+
+    python scripts/checkpoint_table.py [checkpoints/]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stemsplit import checkpoint
+
+
+def main(folder: Path) -> None:
+    print("| file | target | size | steps | wall time | validation | sha256 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for path in sorted(folder.glob("*.npz")):
+        _, meta = checkpoint.load(path)
+        t = meta.get("training", {})
+        val = ", ".join(f"{k} {t[k]:.3f}" for k in ("val_sdr", "val_accuracy", "val_loss") if k in t)
+        print(f"| {path.name} | {meta['target']['name']} | {path.stat().st_size / 1024:.0f} KB | "
+              f"{t.get('step', '?')} of {t.get('steps_planned', '?')} | {t.get('wall_time_s', 0) / 60:.0f} min | "
+              f"{val or '—'} | {meta['sha256'][:12]} |")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "checkpoints"))
