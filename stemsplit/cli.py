@@ -440,14 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--min-psr", type=float, default=12.0, help="confidence threshold (default 12)")
     a.add_argument("--max-offset", type=float, help="largest offset searched, seconds (default any)")
     a.add_argument("-q", "--quiet", action="store_true")
-
-    for register in _EXTRA_PARSERS:
-        register(sub)
     return p
-
-
-#: later subcommands (train, evaluate, synth, vad, stream, align) add their parsers here
-_EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -468,4 +461,4 @@ def _entry() -> None:
     sys.exit(main())
 
 
-__all__ = ["main", "build_parser", "OptionError"]
+__all__ = ["main", "build_parser"]
