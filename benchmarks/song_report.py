@@ -1,0 +1,71 @@
+"""Listening material for the shipped models: separate real songs and draw spectrograms and masks.
+
+    python benchmarks/song_report.py OUT [SONG ...]     # default songs: ../shared/data/songs/*, real-material/songs/*
+
+For each song: the stems (`OUT/<song>/<stem>.wav`, for listening), and `OUT/<song>.png` with the mix's log
+spectrogram, each target's mask scores (model band) and the binary masks under the dominance rule, for the first
+20 s. Uses every target that has a checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from stemsplit import audio, list_targets, spectral
+from stemsplit.separate import Separator
+
+
+def draw(mix: np.ndarray, sr: int, sep: Separator, out: Path, seconds: float = 20.0) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = mix[:, : int(seconds * sr)]
+    g = spectral.FRONTEND.grid(sr)
+    spec = spectral.signal_stft(x, g)
+    feats = spectral.features(spec, g)
+    scores = sep.scores(np.pad(feats, ((12, 12), (0, 0))))
+    m, _ = sep.stem_masks(scores, g.n_bins)
+    k = len(sep.specs)
+    fig, axes = plt.subplots(1 + 2 * k, 1, figsize=(12, 2.2 * (1 + 2 * k)), sharex=True)
+    ext = (0, x.shape[1] / sr, 0, 11.025)
+    axes[0].imshow(feats.T, origin="lower", aspect="auto", cmap="magma", extent=ext)
+    axes[0].set_title("mix: log magnitude (kHz)")
+    for i, s in enumerate(sep.specs):
+        axes[1 + 2 * i].imshow(scores[i], origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1, extent=ext)
+        axes[1 + 2 * i].set_title(f"{s.name}: model scores")
+        axes[2 + 2 * i].imshow(m[i, :513], origin="lower", aspect="auto", cmap="gray", vmin=0, vmax=1, extent=ext)
+        axes[2 + 2 * i].set_title(f"{s.name}: binary mask (dominance rule)")
+    axes[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+def main(out: Path, songs: list[Path]) -> None:
+    names = [r["name"] for r in list_targets() if r["checkpoint"] and r["task"] == "mask"]
+    if not names:
+        raise SystemExit("no trained targets yet")
+    sep = Separator(names)
+    out.mkdir(parents=True, exist_ok=True)
+    for song in songs:
+        mix, sr = audio.load(song)
+        stems = sep.separate(mix, sr)
+        for name, data in stems.items():
+            audio.write(out / song.stem / f"{name}.wav", data, sr)
+        draw(mix, sr, sep, out / f"{song.stem}.png")
+        print(out / f"{song.stem}.png")
+
+
+if __name__ == "__main__":
+    root = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    args = sys.argv[1:]
+    if not args:
+        raise SystemExit(__doc__)
+    songs = [Path(a) for a in args[1:]] or sorted((root / "songs").glob("*.mp3")) + sorted(
+        (root / "real-material" / "songs").glob("*.ogg"))
+    main(Path(args[0]), songs)
