@@ -67,7 +67,7 @@ def ideal_ratio_mask(sources: np.ndarray, *, power: float = 2.0, eps: float = 1e
 
 
 def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequence[int] | None = None,
-            mode: str = "binary") -> tuple[np.ndarray, np.ndarray]:
+            mode: str = "binary", exhaustive: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Turn per-target scores into masks under the dominance rule.
 
     Parameters
@@ -81,6 +81,9 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
     mode : {"binary", "soft"}
         ``"binary"``: each bin goes wholly to one target or to the residual. ``"soft"``: the scores are kept as
         ratio masks, scaled down where they sum past 1.
+    exhaustive : bool
+        Share every bin among the targets (no residual): binary bins go to the best score whatever the
+        thresholds, soft masks are normalised to sum to 1.
 
     Returns
     -------
@@ -95,13 +98,13 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
         raise ValueError("one threshold per target")
     if mode == "soft":
         total = scores.sum(axis=0)
-        masks = scores / np.maximum(total, 1.0)
+        masks = scores / (np.maximum(total, 1e-12) if exhaustive else np.maximum(total, 1.0))
         return masks, np.clip(1.0 - masks.sum(axis=0), 0.0, 1.0)
     if mode != "binary":
         raise OptionError(f"unknown mask mode {mode!r}; choose one of {', '.join(MASK_MODES)}")
     prio = np.arange(k)[::-1] if priorities is None else np.asarray(priorities)
     order = np.argsort(-prio, kind="stable")  # argmax takes the first maximum: put high priority first
-    thr = np.asarray(thresholds, dtype=np.float32)[order][:, None, None]
+    thr = (np.zeros(k, np.float32) if exhaustive else np.asarray(thresholds, dtype=np.float32))[order][:, None, None]
     ranked = np.where(scores[order] >= thr, scores[order], -1.0)
     winner = np.argmax(ranked, axis=0)
     owned = np.take_along_axis(ranked, winner[None], axis=0)[0] >= 0.0

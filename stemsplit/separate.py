@@ -242,11 +242,9 @@ class Separator:
 
     def stem_masks(self, scores: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
         """Masks on an input grid with ``n_bins`` bins from model scores (targets, 513, frames)."""
-        thresholds = [s.threshold for s in self.specs]
-        if not self.residual and len(self.specs) > 1:
-            thresholds = [0.0] * len(self.specs)  # no residual: the best-scoring target takes every bin
-        return masks.combine_on_grid(scores, n_bins, thresholds=thresholds,
-                                     priorities=[s.priority for s in self.specs], mode=self.mask)
+        return masks.combine_on_grid(scores, n_bins, thresholds=[s.threshold for s in self.specs],
+                                     priorities=[s.priority for s in self.specs], mode=self.mask,
+                                     exhaustive=not self.residual and len(self.specs) > 1)
 
     def _prepare(self, reader, grid: spectral.Grid, a: int, b: int, total: int) -> dict:
         """Read and analyse output samples ``[a, b)`` of a ``total``-frame signal and start the models on them."""

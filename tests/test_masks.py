@@ -33,9 +33,11 @@ def test_dominance_rule_partitions_bins():
     owned = scores.max(0) >= 0.5
     for k in range(4):
         np.testing.assert_array_equal(m[k], ((best == k) & owned).astype(np.float32))
-    # thresholds zero: nothing left for the residual
-    m, r = masks.combine(scores, thresholds=[0.0] * 4)
+    # exhaustive: nothing left for the residual, whatever the thresholds
+    m, r = masks.combine(scores, thresholds=[0.99] * 4, exhaustive=True)
     assert r.sum() == 0 and np.all(m.sum(0) == 1)
+    m, r = masks.combine(scores, thresholds=[0.99] * 4, mode="soft", exhaustive=True)
+    np.testing.assert_allclose(m.sum(0), 1.0, rtol=1e-6)
 
 
 def test_dominance_rule_ties_follow_priority():

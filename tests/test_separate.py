@@ -33,9 +33,10 @@ def test_mono_in_mono_out(four):
     assert all(v.shape == x.shape for v in out.values())
 
 
-def test_no_residual_still_adds_up_for_several_targets(tiny_targets):
+@pytest.mark.parametrize("mask", ["binary", "soft"])
+def test_no_residual_still_adds_up_for_several_targets(tiny_targets, mask):
     x = tone_mix(44100, 1.0, 2)
-    out = Separator(FOUR, residual=False, targets_dir=[tiny_targets]).separate(x, 44100)
+    out = Separator(FOUR, residual=False, mask=mask, targets_dir=[tiny_targets]).separate(x, 44100)
     assert list(out) == list(FOUR)
     np.testing.assert_allclose(sum(out.values()), x, atol=1e-5)
 
