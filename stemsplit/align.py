@@ -158,12 +158,14 @@ def _resample_speed(x: np.ndarray, speed: float, sr: int) -> np.ndarray:
 def _fine_offset(m: np.ndarray, s: np.ndarray, expected: float, tol: int) -> tuple[float, float, float]:
     """Full-rate offset near ``expected`` (within ``tol`` samples) with a fractional refinement; returns
     ``(offset, psr, correlation at the peak)``. The PSR is measured over every lag."""
-    c, lags = _xcorr(m, s)
+    # one cross-spectrum serves the plain correlation, the whitened one and the fractional search
+    n = sp_fft.next_fast_len(m.size + s.size)
+    cross = np.fft.rfft(m, n) * np.conj(np.fft.rfft(s, n))
+    lags = np.arange(-(s.size - 1), m.size)
+    c = np.fft.irfft(cross, n)[lags % n]
     near = np.abs(lags - expected) <= tol
     i = int(np.flatnonzero(near)[np.argmax(np.abs(c[near]))])
     lag = int(lags[i])
-    n = sp_fft.next_fast_len(m.size + s.size)
-    cross = np.fft.rfft(m, n) * np.conj(np.fft.rfft(s, n))
     # confidence on the phase-transform (whitened) correlation: a pitched signal's plain correlation has
     # strong periodic sidelobes, the whitened one a single sharp peak when the two really line up
     phat = np.fft.irfft(cross / (np.abs(cross) + 1e-12 * np.abs(cross).max()), n)

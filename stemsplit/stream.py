@@ -57,11 +57,7 @@ class _Buffer:
     def read(self, start: int, stop: int) -> np.ndarray:
         if max(start, 0) < self.start:
             raise ValueError("samples already dropped from the stream buffer")
-        out = np.zeros((self.data.shape[0], stop - start), dtype=np.float32)
-        lo, hi = max(start, self.start), min(stop, self.start + self.data.shape[1])
-        if hi > lo:
-            out[:, lo - start:hi - start] = self.data[:, lo - self.start:hi - self.start]
-        return out
+        return spectral.padded_slice(self.data, start - self.start, stop - self.start)
 
 
 class _StreamRunner:
