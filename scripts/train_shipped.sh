@@ -27,6 +27,6 @@ steps=$2
 shift 2
 mkdir -p "$RUNS"
 exec stemsplit train --target "$target" --musdb-root "$CORPUS/synth" --musdb-root "$CORPUS/real" \
-  --musdb-root "$SHARED/real-stems" --shares 0.5,0.2,0.3 --is-wav --steps "$steps" --batch 16 --frames 64 \
-  --val-every 1000 --valid-tracks "MusicDelta - Beatles,MusicDelta - Grunge" --run-dir "$RUNS/$target" \
+  --musdb-root "$SHARED/real-stems" --shares 0.5,0.2,0.3 --is-wav --steps "$steps" --batch 16 --frames 64 --lr 3e-3 \
+  --val-every 500 --valid-tracks "MusicDelta - Beatles,MusicDelta - Grunge" --run-dir "$RUNS/$target" \
   --out "$RUNS/$target/final.npz" --resume "$@"

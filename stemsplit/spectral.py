@@ -43,12 +43,16 @@ class Frontend:
         Hop between frames at ``sample_rate``.
     context : int
         Frames the model looks at to predict one frame (odd).
+    log_floor : float
+        Features are ``log(1 + |X| / log_floor)``: a log magnitude that resolves quiet bins down to about this
+        magnitude (on the model grid's scale) instead of flattening them to zero as ``log(1 + |X|)`` would.
     """
 
     sample_rate: int = 22_050
     n_fft: int = 1024
     hop_length: int = 256
     context: int = 25
+    log_floor: float = 1e-3
 
     @property
     def n_bins(self) -> int:
@@ -64,10 +68,10 @@ class Frontend:
         """The STFT grid at rate ``sr`` that matches the model's bins and hop."""
         return _grid(self, int(sr))
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | float]:
         """Plain values, for checkpoint metadata."""
         return {"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length,
-                "context": self.context}
+                "context": self.context, "log_floor": self.log_floor}
 
 
 FRONTEND = Frontend()
@@ -274,7 +278,7 @@ def features(spec: np.ndarray, grid: Grid) -> np.ndarray:
     np.ndarray
         Features, shape ``(frames, frontend.n_bins)``, float32.
     """
-    mag = np.abs(spec[:, :grid.model_bins]).mean(axis=0) * grid.feature_scale
+    mag = np.abs(spec[:, :grid.model_bins]).mean(axis=0) * (grid.feature_scale / grid.frontend.log_floor)
     out = np.zeros((grid.frontend.n_bins, spec.shape[-1]), dtype=np.float32)
     out[:grid.model_bins] = np.log1p(mag)
     return np.ascontiguousarray(out.T)

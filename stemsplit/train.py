@@ -35,6 +35,7 @@ from .targets import TargetSpec
 __all__ = ["TrainConfig", "Trainer", "make_optimizer", "loss_fn", "train_step", "train", "plot_metrics"]
 
 LOSSES = ("mse", "bce")
+STATS_STREAM = 1_000_003  # sampler stream of the input statistics (training uses one stream per process)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,16 @@ class TrainConfig:
                 raise OptionError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.lr <= 0:
             raise OptionError(f"lr must be positive, got {self.lr}.")
+
+
+def set_input_stats(model: MaskCNN, sampler: ExampleSampler, seed: int, batches: int = 8) -> None:
+    """Start the model's per-bin input standardisation (``in_shift``, ``in_scale``) at the training data's
+    mean and 1/std, as open-unmix does; both stay trainable. Drawn from a sampler stream the training batches
+    never use, so the run stays a function of its seed."""
+    x = np.concatenate([sampler.batch(seed, i, 16, stream=STATS_STREAM)[0].reshape(-1, model.config.n_bins)
+                        for i in range(batches)])
+    model.in_shift[...] = jnp.asarray(x.mean(axis=0))
+    model.in_scale[...] = jnp.asarray(1.0 / (x.std(axis=0) + 0.1))
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
@@ -200,6 +211,8 @@ class Trainer:
                                            augment=None, activity_threshold_db=spec.activity_db)
                             if self.valid_tracks else None)
         model = MaskCNN(spec.model, rngs=nnx.Rngs(config.seed))
+        if not (self.run_dir / "state.npz").exists():
+            set_input_stats(model, self.sampler, config.seed)
         model.train()
         self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
         eval_model = nnx.merge(self.graphdef, params, self.rest)

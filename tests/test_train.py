@@ -139,3 +139,17 @@ def test_train_errors(data, tdir, capsys):
     assert "not found" in capsys.readouterr().err
     with pytest.raises(OptionError):
         TrainConfig(loss="hinge")
+
+
+def test_inputs_start_standardised_from_the_training_data(data, tdir, tmp_path):
+    tr = _trainer(data, tdir, tmp_path / "run", steps=2)
+    m = tr.model()
+    x = tr.sampler.batch(0, 0, 16, stream=1_000_003)[0].reshape(-1, 513)
+    assert float(m.in_shift[...].mean()) > 0.5  # log(1 + |X| / 1e-3) of real signal is far from 0
+    z = (x - np.asarray(m.in_shift[...])) * np.asarray(m.in_scale[...])
+    live = x.std(axis=0) > 0.5
+    assert abs(z[:, live].mean()) < 0.3 and 0.6 < z[:, live].std() < 1.3
+    tr.run(progress=False)
+    # a resumed run keeps its trained statistics instead of drawing new ones
+    again = _trainer(data, tdir, tmp_path / "run", steps=2, resume=True)
+    np.testing.assert_array_equal(np.asarray(again.model().in_shift[...]), np.asarray(tr.model().in_shift[...]))
