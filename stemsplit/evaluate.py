@@ -34,7 +34,7 @@ from .targets import TargetSpec, get_targets, sanitize_name
 __all__ = ["METHODS", "METRICS", "quick_sdr", "score", "oracle_separate", "pyin_separate", "evaluate_dataset",
            "Results", "write_report"]
 
-METHODS = ("model", "ibm", "irm", "pyin", "mix")
+METHODS = ("model", "model-soft", "ibm", "irm", "pyin", "mix")
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 
@@ -303,7 +303,11 @@ def evaluate_dataset(root: str | os.PathLike, *, is_wav: bool = True, subset: st
         from .errors import DataError
 
         raise DataError(f"No tracks in {root}/{subset}" + (f" named {', '.join(tracks)}" if tracks else ""))
-    sep = Separator([s.name for s in specs], targets_dir=targets_dir) if "model" in methods else None
+    seps, loaded = {}, None
+    for m in (m for m in methods if m.startswith("model")):
+        seps[m] = Separator([s.name for s in specs], targets_dir=targets_dir, loaded=loaded,
+                            mask="soft" if m == "model-soft" else "binary")
+        loaded = seps[m].targets
     res = Results(quick=quick)
     for track in found:
         max_samples = None if max_seconds is None else int(max_seconds * track.sr)
@@ -311,8 +315,8 @@ def evaluate_dataset(root: str | os.PathLike, *, is_wav: bool = True, subset: st
         for method in methods:
             if progress:
                 progress(track.name, method)
-            if method == "model":
-                est = sep.separate(mix, track.sr)
+            if method in seps:
+                est = seps[method].separate(mix, track.sr)
                 est = {k: est[k] for k in refs}
             elif method in ("ibm", "irm"):
                 est = oracle_separate(refs, track.sr, method)

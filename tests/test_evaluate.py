@@ -58,8 +58,12 @@ def test_quick_sdr_closed_form():
 
 def test_evaluate_dataset_and_report(root, tmp_path, tiny_targets):
     res = evaluate.evaluate_dataset(root, targets=["vocals", "drums", "bass", "other"],
-                                    methods=["model", "ibm", "mix"], out=tmp_path / "r", targets_dir=[tiny_targets])
+                                    methods=["model", "model-soft", "ibm", "mix"], out=tmp_path / "r",
+                                    targets_dir=[tiny_targets])
     summary = {(r["method"], r["stem"]): r for r in res.summary()}
+    # the same loaded models, binary and ratio masks: both scored, and they differ
+    assert summary[("model-soft", "vocals")]["tracks"] == 2
+    assert summary[("model-soft", "vocals")]["SDR"] != summary[("model", "vocals")]["SDR"]
     assert summary[("ibm", "vocals")]["tracks"] == 2
     for stem in ("vocals", "drums", "bass", "other"):
         assert summary[("ibm", stem)]["SDR"] > summary[("mix", stem)]["SDR"] + 5
