@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OptionError, StemsplitError
+from .errors import DataError, OptionError, StemsplitError
 
 EXIT_USAGE = 2
 
@@ -179,11 +179,16 @@ def _vad(args: argparse.Namespace) -> int:
     import json
 
     from . import audio as audio_io
+    from .targets import parse_target_list
     from .vad import ActivityDetector, evaluate_activity, plot_activity, vocal_segments
 
     det = ActivityDetector(args.target, targets_dir=args.targets_dir)
     if args.musdb_root:
-        res = evaluate_activity(args.musdb_root, is_wav=args.is_wav, subset=args.subset, detector=det)
+        res = evaluate_activity(args.musdb_root, is_wav=args.is_wav, subset=args.subset, detector=det,
+                                tracks=parse_target_list(args.tracks or "") or None)
+        if not res["tracks"]:
+            raise DataError(f"No tracks with {', '.join(det.target.spec.stems)} stems in {args.musdb_root}/"
+                            f"{args.subset}" + (f" named {args.tracks}" if args.tracks else ""))
         print(json.dumps(res, indent=2, allow_nan=True))
         return 0
     if not args.inputs:
@@ -403,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--musdb-root", metavar="ROOT", help="score the detector on a MUSDB-layout subset instead")
     v.add_argument("--is-wav", action="store_true")
     v.add_argument("--subset", default="test", choices=["train", "test"])
+    v.add_argument("--tracks", metavar="NAMES", help="with --musdb-root: comma-separated track names to score")
 
     m = sub.add_parser("stream", help="separate progressively: a file or raw PCM in, one stem out as it goes",
                        description="Streaming separation with a fixed latency (~186 ms). The output lines up "

@@ -105,3 +105,15 @@ def test_cli_vad(act_dir, tmp_path, capsys):
     assert png.stat().st_size > 5000
     assert main(["vad", "--targets-dir", str(act_dir)]) == 2
     assert main(["vad", str(wav), "--target", "vocals", "--targets-dir", str(act_dir)]) == 2
+
+
+def test_cli_vad_scores_named_tracks_of_a_dataset(act_dir, tmp_path, capsys):
+    root = make_musdb(tmp_path / "db", tracks=2, subset="test", seconds=2.0)
+    names = sorted(p.name for p in (root / "test").iterdir())
+    assert main(["vad", "--musdb-root", str(root), "--is-wav", "--tracks", names[0],
+                 "--targets-dir", str(act_dir)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert list(res["tracks"]) == [names[0]] and 0.0 <= res["all"]["accuracy"] <= 1.0
+    assert main(["vad", "--musdb-root", str(root), "--is-wav", "--tracks", "nope",
+                 "--targets-dir", str(act_dir)]) == 2
+    assert "No tracks" in capsys.readouterr().err
