@@ -37,7 +37,7 @@ def test_activity_scores():
 @pytest.fixture(scope="module")
 def act_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("act")
-    write_tiny_target(d, "vocal-activity", task="activity")
+    write_tiny_target(d, "vocal-activity", task="activity", stems=("vocals",))
     write_tiny_target(d, "vocals", priority=4)
     return d
 
