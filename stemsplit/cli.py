@@ -174,6 +174,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("calibrate")
+def _calibrate(args: argparse.Namespace) -> int:
+    from .data.dataset import find_tracks
+    from .evaluate import calibrate_checkpoint
+    from .targets import parse_target_list
+
+    names = parse_target_list(args.tracks or "")
+    tracks = [t for root in args.musdb_root for t in find_tracks(root, is_wav=args.is_wav, subset=args.subset)
+              if not names or t.name in names]
+    if not names and len(tracks) > args.max_tracks:  # an even spread over the roots' tracks, fixed
+        tracks = [tracks[i] for i in np.linspace(0, len(tracks) - 1, args.max_tracks).round().astype(int)]
+    if not tracks:
+        raise DataError("No tracks to calibrate on" + (f" named {args.tracks}" if args.tracks else "") + ".")
+    res = calibrate_checkpoint(args.checkpoint, tracks, seconds=args.seconds,
+                               data=f"{', '.join(map(str, args.musdb_root))} ({args.subset})")
+    for t, v in res["sdr"].items():
+        print(f"threshold {t:.2f}: mean quick SDR {v:6.2f} dB{'  <- best' if t == res['threshold'] else ''}")
+    print(f"{args.checkpoint}: threshold {res['threshold']:.2f} from {len(res['tracks'])} tracks "
+          f"(used when the target file sets no threshold)")
+    return 0
+
+
 @_command("vad")
 def _vad(args: argparse.Namespace) -> int:
     import json
@@ -393,6 +415,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for per-track JSON, summary.md/.csv and summary.png (default results)")
     e.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
     e.add_argument("-q", "--quiet", action="store_true")
+
+    c = sub.add_parser("calibrate", help="set a checkpoint's mask threshold to the one that separates best",
+                       description="Try binary-mask thresholds 0.10-0.70 on tracks of a MUSDB-layout folder "
+                                   "(quick SDR of the target, first --seconds) and store the best in the "
+                                   "checkpoint. Training does this at its end on training tracks.")
+    c.add_argument("checkpoint", help="a mask target's .npz (rewritten in place, atomically)")
+    c.add_argument("--musdb-root", action="append", required=True, metavar="ROOT", help="repeatable")
+    c.add_argument("--is-wav", action="store_true")
+    c.add_argument("--subset", default="train", choices=["train", "test"])
+    c.add_argument("--tracks", metavar="NAMES", help="comma-separated track names (default: --max-tracks spread)")
+    c.add_argument("--max-tracks", type=_positive_int, default=12)
+    c.add_argument("--seconds", type=float, default=30.0)
 
     v = sub.add_parser("vad", help="find where someone sings (vocal activity detection)",
                        description="Vocal activity: probability per ~11.6 ms frame, segments with hysteresis.")

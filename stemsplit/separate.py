@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jax
@@ -30,14 +30,26 @@ __all__ = ["Separator", "LoadedTarget", "load_target", "residual_name", "ModelRu
 ProgressFn = Callable[[int, int], None]
 
 
+DEFAULT_THRESHOLD = 0.5
+
+
 @dataclass(frozen=True)
 class LoadedTarget:
-    """A target with its trained model."""
+    """A target with its trained model.
+
+    A spec without a threshold takes the one calibrated for the checkpoint (``metadata["training"]
+    ["threshold"]``), else :data:`DEFAULT_THRESHOLD`; ``spec.threshold`` is always a number here.
+    """
 
     spec: TargetSpec
     model: MaskCNN
     checkpoint: Path | None
     metadata: dict
+
+    def __post_init__(self) -> None:
+        if self.spec.threshold is None:
+            t = (self.metadata.get("training") or {}).get("threshold", DEFAULT_THRESHOLD)
+            object.__setattr__(self, "spec", replace(self.spec, threshold=float(t)))
 
 
 def load_target(spec: TargetSpec, checkpoint_dirs: Sequence[str | os.PathLike] = ()) -> LoadedTarget:

@@ -7,7 +7,7 @@ A target file looks like::
     stems = ["vocals"]          # dataset stems summed to form the target
     task = "mask"               # "mask" (513-bin mask) or "activity" (one probability per frame)
     checkpoint = "vocals.npz"   # file name, looked up beside the checkpoints folder
-    threshold = 0.5             # score a bin needs to belong to this target
+    threshold = 0.5             # optional: score a bin needs to belong to this target (default: calibrated)
     priority = 40               # higher wins exact ties under the dominance rule
     activity_db = -15.0         # activity targets: a frame is voiced when the stems' energy is within this of the mix
     [model]
@@ -76,8 +76,9 @@ class TargetSpec:
         Network size.
     checkpoint : str
         Checkpoint file name or path.
-    threshold : float
-        Score a bin (or frame) needs to belong to the target.
+    threshold : float or None
+        Score a bin (or frame) needs to belong to the target. None (no ``threshold`` in the TOML): the value
+        calibrated for the checkpoint (``stemsplit calibrate``; training calibrates at the end), else 0.5.
     priority : int
         Higher wins exact ties.
     description : str
@@ -94,7 +95,7 @@ class TargetSpec:
     task: str = "mask"
     model: ModelConfig = field(default_factory=ModelConfig)
     checkpoint: str = ""
-    threshold: float = 0.5
+    threshold: float | None = None
     priority: int = 0
     description: str = ""
     activity_db: float = -15.0
@@ -107,7 +108,7 @@ class TargetSpec:
             raise TargetError(f"target {self.name!r}: task must be one of {', '.join(TASKS)}, not {self.task!r}")
         if not self.stems or not all(isinstance(s, str) and _NAME.match(s) for s in self.stems):
             raise TargetError(f"target {self.name!r}: stems must be a non-empty list of stem names")
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise TargetError(f"target {self.name!r}: threshold must be in [0, 1], got {self.threshold}")
         expected = 1 if self.task == "activity" else self.model.n_bins
         if self.model.outputs != expected:
@@ -164,11 +165,15 @@ class TargetSpec:
         try:
             cfg = model_config(m.pop("preset", "article"), **m)
             return cls(name=str(d["name"]), stems=tuple(d["stems"]), task=str(d.get("task", "mask")), model=cfg,
-                       checkpoint=str(d.get("checkpoint", "")), threshold=float(d.get("threshold", 0.5)),
+                       checkpoint=str(d.get("checkpoint", "")), threshold=_opt_float(d.get("threshold")),
                        priority=int(d.get("priority", 0)), description=str(d.get("description", "")),
                        activity_db=float(d.get("activity_db", -15.0)), source=source)
         except (TypeError, ValueError) as e:
             raise TargetError(f"malformed target{where}: {e}") from None
+
+
+def _opt_float(v) -> float | None:
+    return None if v is None else float(v)
 
 
 def load_spec(path: str | os.PathLike) -> TargetSpec:

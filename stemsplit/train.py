@@ -28,7 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from . import checkpoint
 from .data.dataset import AugmentConfig, ExampleSampler, Track, split_tracks
 from .errors import CheckpointError, DataError, OptionError
-from .evaluate import quick_sdr
+from .evaluate import calibrate_checkpoint, quick_sdr, target_excerpt
 from .model import MaskCNN
 from .targets import TargetSpec
 
@@ -314,14 +314,9 @@ class Trainer:
         sep = Separator(loaded=[LoadedTarget(self.spec, self.model(), None, {})], residual=False)
         scores = []
         for t in self.valid_tracks:
-            n = min(t.length, int(self.cfg.val_seconds * t.sr))
-            ref = sum(t.read(s, 0, n) for s in self.spec.stems)
-            others = [s for s in t.stems if s not in self.spec.stems and s != "accompaniment"]
-            mix = ref + sum(t.read(s, 0, n) for s in others) if others else t.read("mixture", 0, n)
-            if not np.any(mix) or np.sqrt(np.mean(ref ** 2)) < 1e-3:
-                continue  # SDR of a silent target is meaningless
-            est = sep.separate(mix, t.sr)[self.spec.name]
-            scores.append(quick_sdr(ref, est))
+            pair = target_excerpt(t, self.spec.stems, self.cfg.val_seconds)
+            if pair is not None:
+                scores.append(quick_sdr(pair[1], sep.separate(pair[0], t.sr)[self.spec.name]))
         return float(np.median(scores)) if scores else float("nan")
 
     # -- loop ------------------------------------------------------------------------------------------------
@@ -414,7 +409,20 @@ class Trainer:
         dest = Path(out) if out else self.spec.default_checkpoint_path()
         arrays, meta = checkpoint.load(best)
         checkpoint.save(dest, arrays, meta)
+        if self.spec.task == "mask":
+            self.calibrate(dest)
         return dest
+
+    def calibrate(self, path: Path, tracks: int = 8) -> dict:
+        """Calibrate the binary-mask threshold of the checkpoint at ``path`` on training tracks (drawn as the
+        sampler draws them, so the mix of data sources is the training one; validation tracks stay untouched)."""
+        s = self.sampler
+        pick = np.random.default_rng(self.cfg.seed).choice(len(s.tracks), size=min(tracks, len(s.tracks)),
+                                                          replace=False, p=s._p)
+        res = calibrate_checkpoint(path, [s.tracks[i] for i in sorted(pick)], seconds=self.cfg.val_seconds,
+                                   data="training tracks")
+        self._log({"calibrated_threshold": res["threshold"], "calibration_sdr": res["sdr"]})
+        return res
 
 
 def _jsonable(d):

@@ -96,3 +96,37 @@ def test_silent_reference_scores_nan_and_the_rest_still_scores():
     s["drums"] = np.zeros_like(s["vocals"])
     got = evaluate.score(s, {k: v + 0.01 for k, v in s.items()}, 22050)
     assert np.isnan(got["drums"]["SDR"]) and np.isfinite(got["vocals"]["SDR"])
+
+
+def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tiny_targets):
+    import shutil
+    from dataclasses import replace
+
+    from stemsplit import checkpoint
+    from stemsplit.cli import main
+    from stemsplit.data.dataset import find_tracks
+    from stemsplit.separate import LoadedTarget, Separator
+
+    ck = tmp_path / "vocals.npz"
+    shutil.copy(tiny_targets / "vocals.npz", ck)
+    model, spec, meta = checkpoint.load_model(ck)
+    tracks = find_tracks(root, is_wav=True, subset="test")
+    res = evaluate.calibrate_threshold(LoadedTarget(spec, model, ck, meta), tracks, seconds=1.5)
+    assert res["threshold"] == max(res["sdr"], key=res["sdr"].get) and len(res["tracks"]) == len(tracks)
+    assert len(set(np.round(list(res["sdr"].values()), 6))) > 1  # thresholds matter
+    # each figure is what the separator itself gives at that threshold
+    for t in (0.2, 0.5):
+        sep = Separator(loaded=[LoadedTarget(replace(spec, threshold=t), model, ck, meta)], residual=False)
+        sdr = []
+        for tr in tracks:
+            mix, ref = evaluate.target_excerpt(tr, ["vocals"], 1.5)
+            sdr.append(evaluate.quick_sdr(ref, sep.separate(mix, tr.sr)["vocals"]))
+        assert abs(np.mean(sdr) - res["sdr"][t]) < 1e-3
+    # the CLI stores it in the checkpoint; a target file without a threshold then uses it, one with a threshold wins
+    assert main(["calibrate", str(ck), "--musdb-root", str(root), "--is-wav", "--subset", "test",
+                 "--seconds", "1.5"]) == 0
+    _, _, meta = checkpoint.load_model(ck)
+    assert meta["training"]["threshold"] == res["threshold"]
+    assert LoadedTarget(replace(spec, threshold=None), model, ck, meta).spec.threshold == res["threshold"]
+    assert LoadedTarget(replace(spec, threshold=0.65), model, ck, meta).spec.threshold == 0.65
+    assert main(["calibrate", str(ck), "--musdb-root", str(root), "--is-wav", "--tracks", "nope"]) == 2

@@ -10,7 +10,9 @@ def test_builtin_targets():
     known = discover()
     for name in ("vocals", "drums", "bass", "other"):
         spec = known[name]
-        assert spec.stems == (name,) and spec.task == "mask" and spec.model.conv_channels == 16
+        assert spec.stems == (name,) and spec.task == "mask"
+        assert spec.model.conv_channels == (16 if name == "vocals" else 8)  # drums/bass/other: "small"
+        assert spec.threshold is None  # calibrated with the checkpoint
     assert known["vocals"].priority > known["other"].priority
 
 

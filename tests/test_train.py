@@ -56,6 +56,11 @@ def test_loss_falls(data, tdir, tmp_path):
     losses = [r["loss"] for r in rows if "loss" in r]
     assert losses[-1] < 0.8 * losses[0], losses
     assert (tmp_path / "v.npz").exists() and (tmp_path / "run" / "best.npz").exists()
+    # the shipped file carries a binary-mask threshold calibrated on training tracks
+    meta = checkpoint.load(tmp_path / "v.npz")[1]["training"]
+    sdr = {float(k): v for k, v in meta["calibration"]["sdr"].items()}
+    assert meta["threshold"] == max(sdr, key=sdr.get)
+    assert meta["calibration"]["tracks"] and meta["calibration"]["data"].startswith("training tracks")
     val = [r for r in rows if "val_sdr" in r]
     assert val and np.isfinite(val[-1]["val_sdr"])
 
