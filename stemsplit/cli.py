@@ -405,8 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--targets", type=_targets_arg, default=["vocals", "drums", "bass", "other"],
                    help="comma-separated targets (default: vocals,drums,bass,other)")
     e.add_argument("--method", default="model",
-                   help="comma-separated: model, model-soft (the models with ratio masks), ibm (ideal binary "
-                        "mask), irm (ideal ratio mask), "
+                   help="comma-separated: model, model-soft (the models with ratio masks), model-gated (vocals "
+                        "silenced where the activity detector hears no voice), ibm (ideal binary mask), irm "
+                        "(ideal ratio mask), "
                         "pyin (the article's f0 comb baseline, vocals only), mix (mixture as estimate)")
     e.add_argument("--quick", action="store_true", help="plain whole-signal SDR instead of BSSEval (fast)")
     e.add_argument("--max-seconds", type=float, help="score only the first seconds of each track")

@@ -34,7 +34,7 @@ from .targets import TargetSpec, get_targets, sanitize_name
 __all__ = ["METHODS", "METRICS", "quick_sdr", "score", "oracle_separate", "pyin_separate", "evaluate_dataset",
            "Results", "write_report"]
 
-METHODS = ("model", "model-soft", "ibm", "irm", "pyin", "mix")
+METHODS = ("model", "model-soft", "model-gated", "ibm", "irm", "pyin", "mix")
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 
@@ -382,10 +382,12 @@ def evaluate_dataset(root: str | os.PathLike, *, is_wav: bool = True, subset: st
         from .errors import DataError
 
         raise DataError(f"No tracks in {root}/{subset}" + (f" named {', '.join(tracks)}" if tracks else ""))
+    if "model-gated" in methods and "vocals" not in [s.name for s in specs]:
+        raise OptionError("model-gated gates the vocals stem with the vocal activity detector: include vocals.")
     seps, loaded = {}, None
     for m in (m for m in methods if m.startswith("model")):
         seps[m] = Separator([s.name for s in specs], targets_dir=targets_dir, loaded=loaded,
-                            mask="soft" if m == "model-soft" else "binary")
+                            mask="soft" if m == "model-soft" else "binary", gate_vocals=m == "model-gated")
         loaded = seps[m].targets
     res = Results(quick=quick)
     for track in found:

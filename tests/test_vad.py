@@ -117,3 +117,15 @@ def test_cli_vad_scores_named_tracks_of_a_dataset(act_dir, tmp_path, capsys):
     assert main(["vad", "--musdb-root", str(root), "--is-wav", "--tracks", "nope",
                  "--targets-dir", str(act_dir)]) == 2
     assert "No tracks" in capsys.readouterr().err
+
+
+def test_evaluate_scores_gated_vocals(act_dir, tmp_path):
+    from stemsplit.evaluate import evaluate_dataset
+
+    root = make_musdb(tmp_path / "db", tracks=1, subset="test", seconds=2.0)
+    res = evaluate_dataset(root, targets=["vocals"], methods=["model", "model-gated"], targets_dir=[act_dir],
+                           quick=True)
+    rows = {(r["method"], r["stem"]): r for r in res.rows}
+    assert np.isfinite(rows[("model-gated", "vocals")]["SDR"]) and np.isfinite(rows[("model", "vocals")]["SDR"])
+    with pytest.raises(OptionError, match="include vocals"):
+        evaluate_dataset(root, targets=["drums"], methods=["model-gated"], targets_dir=[act_dir])
