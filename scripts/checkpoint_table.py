@@ -12,15 +12,17 @@ from stemsplit import checkpoint
 
 
 def main(folder: Path) -> None:
-    print("| file | target | size | steps | wall time | validation | sha256 |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| file | target | model | size | steps | wall time | validation (best) | threshold | sha256 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for path in sorted(folder.glob("*.npz")):
         _, meta = checkpoint.load(path)
         t = meta.get("training", {})
         val = ", ".join(f"{k} {t[k]:.3f}" for k in ("val_sdr", "val_accuracy", "val_loss") if k in t)
-        print(f"| {path.name} | {meta['target']['name']} | {path.stat().st_size / 1024:.0f} KB | "
-              f"{t.get('step', '?')} of {t.get('steps_planned', '?')} | {t.get('wall_time_s', 0) / 60:.0f} min | "
-              f"{val or '—'} | {meta['sha256'][:12]} |")
+        m = meta["target"]["model"]
+        thr = f"{t['threshold']:.2f} (calibrated)" if "threshold" in t else "0.50"
+        print(f"| {path.name} | {meta['target']['name']} | {m['conv_channels']} filters, Dense {m['dense_units']} | "
+              f"{path.stat().st_size / 1024:.0f} KB | {t.get('step', '?')} of {t.get('steps_planned', '?')} | "
+              f"{t.get('wall_time_s', 0) / 60:.0f} min | {val or '—'} | {thr} | {meta['sha256'][:12]} |")
 
 
 if __name__ == "__main__":
