@@ -118,11 +118,10 @@ def test_bad_options(tiny_targets):
 
 
 def test_missing_checkpoint_says_how_to_train(tmp_path):
-    spec = get_target("vocals")
-    if spec.find_checkpoint() is not None:
-        pytest.skip("a vocals checkpoint is shipped")
-    with pytest.raises(MissingCheckpointError, match="stemsplit train --target vocals"):
-        Separator(["vocals"])
+    (tmp_path / "piano.toml").write_text('name = "piano"\nstems = ["piano"]\n')
+    assert get_target("piano", [tmp_path]).find_checkpoint() is None
+    with pytest.raises(MissingCheckpointError, match="stemsplit train --target piano"):
+        Separator(["piano"], targets_dir=[tmp_path])
 
 
 def test_separate_file_streams_and_writes_atomically(four, tmp_path):
