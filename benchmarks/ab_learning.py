@@ -94,11 +94,10 @@ def run(name: str, data: dict, epochs: int) -> list[tuple]:
     def evaluate(params, x, y):
         m = nnx.merge(graphdef, params, rest)
         m.eval()
-        p = jax.nn.sigmoid(m(x)) > 0.5
-        t = y > 0.5
+        prob = jax.nn.sigmoid(m(x))
+        p, t = prob > 0.5, y > 0.5
         tp = jnp.sum(p & t)
-        return (jnp.mean((jax.nn.sigmoid(m(x)) - y) ** 2), jnp.mean(p == t), tp / (jnp.sum(p) + 1),
-                tp / (jnp.sum(t) + 1))
+        return jnp.mean((prob - y) ** 2), jnp.mean(p == t), tp / (jnp.sum(p) + 1), tp / (jnp.sum(t) + 1)
 
     key, t0, rows = jax.random.PRNGKey(0), time.time(), []
     for i in range(n):

@@ -28,7 +28,7 @@ def draw(mix: np.ndarray, sr: int, sep: Separator, out: Path, seconds: float = 2
     g = spectral.FRONTEND.grid(sr)
     spec = spectral.signal_stft(x, g)
     feats = spectral.features(spec, g)
-    scores = sep.scores(np.pad(feats, ((12, 12), (0, 0))))
+    scores = sep.signal_scores(feats)
     m, _ = sep.stem_masks(scores, g.n_bins)
     k = len(sep.specs)
     fig, axes = plt.subplots(1 + 2 * k, 1, figsize=(12, 2.2 * (1 + 2 * k)), sharex=True)

@@ -299,7 +299,6 @@ def calibrate_threshold(loaded, tracks: Sequence, *, seconds: float = 30.0,
     if loaded.spec.task != "mask":
         raise OptionError(f"Target {loaded.spec.name!r} is not a mask target; only mask thresholds are calibrated.")
     sep = Separator(loaded=[loaded], residual=False)
-    hc = spectral.FRONTEND.half_context
     sdr = {float(t): [] for t in candidates}
     names = []
     for track in tracks:
@@ -309,7 +308,7 @@ def calibrate_threshold(loaded, tracks: Sequence, *, seconds: float = 30.0,
         mix, ref = pair
         g = spectral.FRONTEND.grid(track.sr)
         spec = spectral.signal_stft(mix, g)
-        scores = sep.scores(np.pad(spectral.features(spec, g), ((hc, hc), (0, 0))))
+        scores = sep.signal_scores(spectral.features(spec, g))
         for t in sdr:
             m, _ = masks.combine_on_grid(scores, g.n_bins, thresholds=[t], priorities=[0])
             sdr[t].append(quick_sdr(ref, spectral.istft(m[0][None] * spec, g, mix.shape[-1])))
@@ -329,10 +328,9 @@ def calibrate_checkpoint(path: str | os.PathLike, tracks: Sequence, *, seconds: 
 
     model, spec, meta = checkpoint.load_model(path)
     res = calibrate_threshold(LoadedTarget(spec, model, Path(path), meta), tracks, seconds=seconds)
-    arrays, meta = checkpoint.load(path)
-    meta.setdefault("training", {}).update(threshold=res["threshold"], calibration={
-        "data": f"{data}{', ' if data else ''}first {seconds:g} s", **res})
-    checkpoint.save(path, arrays, meta)
+    training = {**meta.get("training", {}), "threshold": res["threshold"],
+                "calibration": {"data": f"{data}{', ' if data else ''}first {seconds:g} s", **res}}
+    checkpoint.save_model(path, model, spec, training=training)
     return res
 
 

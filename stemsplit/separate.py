@@ -252,6 +252,12 @@ class Separator:
         outs = self.runner.collect(*self._dispatch(feats))
         return np.stack([np.swapaxes(o, 0, 1) for o in outs[:len(self.specs)]])
 
+    def signal_scores(self, feats: np.ndarray) -> np.ndarray:
+        """Model scores ``(targets, 513, frames)`` for a whole signal's features ``(frames, 513)``, with the
+        zero context offline separation gives the first and last frames."""
+        hc = self.frontend.half_context
+        return self.scores(np.pad(feats, ((hc, hc), (0, 0))))
+
     def stem_masks(self, scores: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
         """Masks on an input grid with ``n_bins`` bins from model scores (targets, 513, frames)."""
         return masks.combine_on_grid(scores, n_bins, thresholds=[s.threshold for s in self.specs],
