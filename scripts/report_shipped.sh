@@ -36,4 +36,4 @@ stemsplit vad --musdb-root "$CORPUS/synth" --is-wav --subset test --tracks "$syn
 stemsplit vad --musdb-root "$SHARED/real-stems" --is-wav --subset train --tracks "$held" > "$OUT/vad-real.json"
 stemsplit vad --musdb-root "$SHARED/musdb-snippets" --is-wav --subset test > "$OUT/vad-snippets.json"
 for f in "$OUT"/*/summary.md; do echo "== $f"; cat "$f"; done
-for f in "$OUT"/vad-*.json; do echo "== $f"; python -c "import json,sys; print(json.load(open(sys.argv[1]))['all'])" "$f"; done
+for f in "$OUT"/vad-*.json; do echo "== $f"; python -c "import json,sys; r = json.load(open(sys.argv[1])); print(r['all']); print(r.get('segments'))" "$f"; done

@@ -34,13 +34,17 @@ def main(root: Path) -> None:
         if f.exists():
             print(f"### vocals only: {name}\n\n"
                   f"{sdr_table(f, ('vocals', 'accompaniment'), ('model', 'model-gated', 'model-soft', 'ibm', 'mix'))}\n")
-    print("| set | frames | accuracy | precision | recall | F1 |\n| --- | --- | --- | --- | --- | --- |")
+    print("| set | decisions | frames | accuracy | precision | recall | F1 |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
     for name in ("synth", "real", "snippets"):
         f = root / f"vad-{name}.json"
         if f.exists():
-            a = json.loads(f.read_text())["all"]
-            print(f"| {name} | {a.get('frames', '—')} | {a['accuracy']:.3f} | {a['precision']:.3f} | "
-                  f"{a['recall']:.3f} | {a['f1']:.3f} |")
+            res = json.loads(f.read_text())
+            for kind, key in (("frame threshold", "all"), ("segments", "segments")):
+                a = res.get(key)
+                if a:
+                    print(f"| {name} | {kind} | {a.get('frames', '—')} | {a['accuracy']:.3f} | "
+                          f"{a['precision']:.3f} | {a['recall']:.3f} | {a['f1']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from .errors import OptionError
 from .separate import LoadedTarget, ModelRunner, _bucket, context_features, load_target
 from .targets import get_targets
 
-__all__ = ["ActivityDetector", "detect_vocals", "vocal_segments", "activity_scores", "plot_activity"]
+__all__ = ["ActivityDetector", "detect_vocals", "vocal_segments", "segments_to_frames", "activity_scores",
+           "plot_activity"]
 
 DEFAULT_TARGET = "vocal-activity"
 
@@ -175,6 +176,16 @@ def vocal_segments(times: np.ndarray, probabilities: np.ndarray, *, on: float = 
     return [(round(a, 4), round(b, 4)) for a, b in merged if b - a >= min_duration]
 
 
+def segments_to_frames(times: np.ndarray, segments: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Boolean per frame: whether its time falls inside one of ``segments`` (the inverse of
+    :func:`vocal_segments`, for scoring segment decisions frame by frame)."""
+    times = np.asarray(times, dtype=np.float64)
+    out = np.zeros(times.shape, dtype=bool)
+    for start, end in segments:
+        out |= (times >= start) & (times < end)
+    return out
+
+
 def activity_scores(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Frame accuracy, precision, recall and F1 of 0/1 predictions against 0/1 labels."""
     p = np.asarray(predicted).astype(bool)
@@ -238,20 +249,26 @@ def evaluate_activity(root: str | os.PathLike, *, is_wav: bool = True, subset: s
     """Frame accuracy, precision, recall and F1 of the detector on a MUSDB-layout subset.
 
     Labels follow the training rule of the target (its stems' energy within ``activity_db`` of the mix and
-    above -60 dBFS). Returns ``{"tracks": {name: scores}, "all": scores over every frame pooled}``.
+    above -60 dBFS). Returns ``{"tracks": {name: scores}, "all": scores over every frame pooled,
+    "segments": the same for the frames inside :func:`vocal_segments` (default hysteresis and durations: what
+    ``stemsplit vad INPUT`` reports)}``.
     """
     from .data.dataset import find_tracks
 
     det = detector or ActivityDetector(target, targets_dir=targets_dir)
     spec = det.target.spec
     found = [t for t in find_tracks(root, is_wav=is_wav, subset=subset) if not tracks or t.name in tracks]
-    per, preds, labs = {}, [], []
+    per, preds, seg_preds, labs = {}, [], [], []
     for t in found:
         labels, mix, sr = track_labels(t, spec.stems, spec.activity_db)
-        _, probs = det(mix, sr)
+        times, probs = det(mix, sr)
         pred = probs >= det.threshold
         per[t.name] = activity_scores(pred, labels)
         preds.append(pred)
+        seg_preds.append(segments_to_frames(times, vocal_segments(times, probs)))
         labs.append(labels)
-    pooled = activity_scores(np.concatenate(preds), np.concatenate(labs)) if preds else {}
-    return {"tracks": per, "all": pooled}
+    if not preds:
+        return {"tracks": per, "all": {}, "segments": {}}
+    labels = np.concatenate(labs)
+    return {"tracks": per, "all": activity_scores(np.concatenate(preds), labels),
+            "segments": activity_scores(np.concatenate(seg_preds), labels)}

@@ -29,6 +29,15 @@ def test_segments_hysteresis_and_minimums():
         vad.vocal_segments(times, p, on=0.3, off=0.6)
 
 
+def test_segments_to_frames_inverts_segments():
+    times = np.arange(100) * 0.01
+    p = np.zeros(100)
+    p[10:30] = 0.9
+    p[60:] = 0.9
+    frames = vad.segments_to_frames(times, vad.vocal_segments(times, p, min_duration=0.0, min_gap=0.0))
+    np.testing.assert_array_equal(frames, p > 0.5)
+
+
 def test_activity_scores():
     s = vad.activity_scores(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]))
     assert s["accuracy"] == 0.5 and s["precision"] == 0.5 and s["recall"] == 0.5 and s["f1"] == 0.5
@@ -91,6 +100,9 @@ def test_train_activity_detector_and_score_it(tmp_path):
     det = vad.ActivityDetector(loaded=LoadedTarget(load_spec(tdir / "vocal-activity.toml"), model, out, {}))
     res = vad.evaluate_activity(root, subset="test", detector=det)
     assert res["all"]["accuracy"] > 0.8, res
+    seg = res["segments"]  # segment decisions (hysteresis, bridged gaps) beat the best constant guess
+    assert seg["frames"] == res["all"]["frames"]
+    assert seg["accuracy"] > max(seg["voiced_fraction"], 1 - seg["voiced_fraction"]) + 0.05, seg
 
 
 def test_cli_vad(act_dir, tmp_path, capsys):
