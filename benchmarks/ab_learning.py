@@ -33,6 +33,8 @@ VARIANTS = {
     "nodrop": ("log1p", False, 3e-3, 0.0, "article"),
     "nodrop_floor_norm": ("floor", True, 3e-3, 0.0, "article"),
     "nodrop_floor_norm_small": ("floor", True, 3e-3, 0.0, "small"),
+    "nodrop_floor_norm_local": ("floor", True, 3e-3, 0.0, "article-local"),
+    "nodrop_floor_norm_small_local": ("floor", True, 3e-3, 0.0, "small-local"),
 }
 
 

@@ -21,7 +21,8 @@ def test_article_parameter_count_is_pinned():
     assert n == 2 * 513 + 160 + 3 * 2320 + (912 * 64 + 64) + (64 * 513 + 513) == 99923
 
 
-@pytest.mark.parametrize("preset,outputs", [("article", 513), ("small", 513), ("article", 1)])
+@pytest.mark.parametrize("preset,outputs", [("article", 513), ("small", 513), ("article", 1),
+                                            ("article-local", 513), ("small-local", 513)])
 def test_fully_convolutional_equals_sliding_window(preset, outputs):
     m = _model(preset, seed=3, outputs=outputs)
     # random biases too, so every layer matters
@@ -38,8 +39,9 @@ def test_fully_convolutional_equals_sliding_window(preset, outputs):
     assert float(jnp.abs(one[:, 0] - fc[:, 10]).max()) < 1e-5
 
 
-def test_receptive_field_is_25_frames():
-    m = _model("tiny", seed=1)
+@pytest.mark.parametrize("local", [False, True])
+def test_receptive_field_is_25_frames(local):
+    m = _model("tiny", seed=1, local_head=local)
     x = np.zeros((1, 60, 513), np.float32)
     base = np.asarray(m(x))
     x[0, 30] = 5.0  # poke one frame: outputs 18..30 (frames whose window holds it) may change, no others
@@ -66,3 +68,16 @@ def test_bad_config():
         model_config(conv_channels=0)
     with pytest.raises(TargetError):
         model_config(n_bins=512)
+    with pytest.raises(TargetError):
+        model_config("article-local", outputs=1)
+
+
+def test_local_head_adds_a_per_bin_term_at_the_centre_frame():
+    m = _model("article-local", seed=2)
+    assert sum(p.size for p in jax.tree.leaves(nnx.state(m.local, nnx.Param))) == 16 + 1
+    x = jax.random.normal(jax.random.key(3), (1, 30 + 24, 513))
+    with_local = m(x)
+    m.local.kernel[...] = jnp.zeros_like(m.local.kernel[...])
+    m.local.bias[...] = jnp.full_like(m.local.bias[...], 0.25)
+    np.testing.assert_allclose(m(x), _model("article", seed=2)(x) + 0.25, atol=1e-5)
+    assert float(jnp.abs(with_local - m(x)).max()) > 1e-3

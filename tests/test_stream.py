@@ -12,7 +12,7 @@ from stemsplit.errors import InvalidAudioError, OptionError
 from stemsplit.separate import Separator
 from stemsplit.stream import StreamSeparator, run_pipeline
 
-from .conftest import tone_mix
+from .conftest import tone_mix, write_tiny_target
 
 
 def _stream_all(s, x, rng, lo=64, hi=5000):
@@ -43,6 +43,19 @@ def test_streamed_equals_offline_shifted_by_latency(tiny_targets, sr, channels, 
         assert got[k].shape[1] == x.shape[1] + lat
         assert np.all(got[k][:, :lat] == 0)
         np.testing.assert_allclose(got[k][:, lat:], offline[k], atol=1e-5)
+
+
+def test_streamed_equals_offline_with_local_head(tmp_path):
+    write_tiny_target(tmp_path, "vocals", seed=5, local_head=True)
+    write_tiny_target(tmp_path, "drums", seed=6)
+    x = tone_mix(44100, 2.0, 2, seed=2)
+    sep = Separator(["vocals", "drums"], targets_dir=[tmp_path])
+    assert sep.targets[0].model.local is not None
+    offline = sep.separate(x, 44100)
+    s = StreamSeparator(["vocals", "drums"], sr=44100, channels=2, targets_dir=[tmp_path])
+    got = _stream_all(s, x, np.random.default_rng(1))
+    for k in offline:
+        np.testing.assert_allclose(got[k][:, s.latency:], offline[k], atol=1e-5)
 
 
 def test_latency_is_fixed_and_under_200_ms(tiny_targets):
