@@ -1,0 +1,78 @@
+"""A/B of checkpoints in the four-stem separation: quick SDR per stem with the shipped set and with some of its
+checkpoints swapped, binary and soft masks, on held-out real songs and held-out synth songs.
+
+    python benchmarks/compare_checkpoints.py --real ../shared/data/real-stems --synth /work/corpus/synth \
+        local=vocals:runs/local/vocals/final.npz [NAME=TARGET:PATH,TARGET:PATH ...]
+
+Quick SDR is the plain whole-signal SDR (``stemsplit.evaluate.quick_sdr``), not BSSEval: a fast A/B, with the
+BSSEval figures of the chosen set in docs/results.md. Stems silent in a song are left out of its mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from stemsplit import checkpoint
+from stemsplit.evaluate import quick_sdr
+from stemsplit.separate import LoadedTarget, Separator, load_target
+from stemsplit.targets import get_targets
+
+STEMS = ["vocals", "drums", "bass", "other"]
+
+
+def loaded_set(swaps: dict[str, str]) -> list[LoadedTarget]:
+    """The four shipped targets, with the checkpoints in ``swaps`` (target -> path) loaded instead."""
+    out = []
+    for spec in get_targets(STEMS):
+        if spec.name in swaps:
+            model, _, meta = checkpoint.load_model(swaps[spec.name])
+            # the target file's spec (priority; threshold left to the checkpoint's calibration) with this model
+            out.append(LoadedTarget(spec, model, Path(swaps[spec.name]), meta))
+        else:
+            out.append(load_target(spec))
+    return out
+
+
+def read_track(folder: Path) -> tuple[dict[str, np.ndarray], int]:
+    src = {s: sf.read(folder / f"{s}.wav", dtype="float32", always_2d=True)[0].T for s in STEMS}
+    return src, sf.info(folder / "vocals.wav").samplerate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sets", nargs="*", help="NAME=TARGET:PATH[,TARGET:PATH...]")
+    ap.add_argument("--real", required=True, help="MUSDB-layout folder holding the held-out real songs")
+    ap.add_argument("--real-tracks", default="MusicDelta - Beatles,MusicDelta - Grunge")
+    ap.add_argument("--synth", required=True, help="the synth corpus (its test/ songs are used)")
+    ap.add_argument("--every", type=int, default=5, help="take every N-th synth test song (12 of 60)")
+    args = ap.parse_args()
+    real = [next(Path(args.real).glob(f"*/{n}")) for n in args.real_tracks.split(",")]
+    synth = sorted((Path(args.synth) / "test").iterdir())[::args.every]
+    sets = {"shipped": {}}
+    for s in args.sets:
+        name, pairs = s.split("=", 1)
+        sets[name] = dict(p.split(":", 1) for p in pairs.split(","))
+    songs = {"real": [read_track(t) for t in real], "synth": [read_track(t) for t in synth]}
+    for name, swaps in sets.items():
+        targets = loaded_set(swaps)
+        print(f"{name}: thresholds {[round(t.spec.threshold, 2) for t in targets]}", flush=True)
+        for mode in ("binary", "soft"):
+            sep = Separator(loaded=targets, mask=mode)
+            line = []
+            for part, tracks in songs.items():
+                rows = []
+                for src, sr in tracks:
+                    out = sep.separate(sum(src.values()), sr)
+                    rows.append([quick_sdr(src[s], out[s]) if np.sqrt(np.mean(src[s] ** 2)) > 1e-3 else np.nan
+                                 for s in STEMS])
+                mean = np.nanmean(np.array(rows), axis=0)
+                line.append(f"{part} {' '.join(f'{v:5.2f}' for v in mean)} (mean {np.nanmean(mean):.2f})")
+            print(f"  {mode:6s} " + " | ".join(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
