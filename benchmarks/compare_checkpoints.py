@@ -14,9 +14,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from stemsplit import checkpoint
+from stemsplit.data.dataset import find_tracks
 from stemsplit.evaluate import quick_sdr
 from stemsplit.separate import LoadedTarget, Separator, load_target
 from stemsplit.targets import get_targets
@@ -37,26 +37,28 @@ def loaded_set(swaps: dict[str, str]) -> list[LoadedTarget]:
     return out
 
 
-def read_track(folder: Path) -> tuple[dict[str, np.ndarray], int]:
-    src = {s: sf.read(folder / f"{s}.wav", dtype="float32", always_2d=True)[0].T for s in STEMS}
-    return src, sf.info(folder / "vocals.wav").samplerate
+def read_tracks(root: str, subset: str, names: list[str] | None = None,
+                every: int = 1) -> list[tuple[dict[str, np.ndarray], int]]:
+    """Every stem of the chosen tracks of a MUSDB-layout folder (in name order), with their rate."""
+    found = sorted((t for t in find_tracks(root, is_wav=True, subset=subset) if not names or t.name in names),
+                   key=lambda t: t.name)[::every]
+    return [({s: t.read(s, 0, t.length) for s in STEMS}, t.sr) for t in found]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sets", nargs="*", help="NAME=TARGET:PATH[,TARGET:PATH...]")
-    ap.add_argument("--real", required=True, help="MUSDB-layout folder holding the held-out real songs")
+    ap.add_argument("--real", required=True, help="MUSDB-layout folder holding the held-out real songs in train/")
     ap.add_argument("--real-tracks", default="MusicDelta - Beatles,MusicDelta - Grunge")
     ap.add_argument("--synth", required=True, help="the synth corpus (its test/ songs are used)")
     ap.add_argument("--every", type=int, default=5, help="take every N-th synth test song (12 of 60)")
     args = ap.parse_args()
-    real = [next(Path(args.real).glob(f"*/{n}")) for n in args.real_tracks.split(",")]
-    synth = sorted((Path(args.synth) / "test").iterdir())[::args.every]
     sets = {"shipped": {}}
     for s in args.sets:
         name, pairs = s.split("=", 1)
         sets[name] = dict(p.split(":", 1) for p in pairs.split(","))
-    songs = {"real": [read_track(t) for t in real], "synth": [read_track(t) for t in synth]}
+    songs = {"real": read_tracks(args.real, "train", args.real_tracks.split(",")),
+             "synth": read_tracks(args.synth, "test", every=args.every)}
     for name, swaps in sets.items():
         targets = loaded_set(swaps)
         print(f"{name}: thresholds {[round(t.spec.threshold, 2) for t in targets]}", flush=True)

@@ -167,15 +167,13 @@ class MaskCNN(nnx.Module):
         h = act(_conv(h, self.conv4, d))
         return self.conv_dropout(_pool(h, 1, 3) if dilated else _pool(h, 3, 1), rngs=rngs), full
 
-    def _local(self, full: jax.Array) -> jax.Array:
-        """Local-head logits (..., freq) from full-resolution maps (..., freq, ch) at the frames wanted."""
-        return self.local(full)[..., 0]
-
-    def _head(self, h: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
-        """Dense layers on (..., freq/9, ch) maps; returns logits (..., outputs)."""
+    def _head(self, h: jax.Array, centre: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
+        """Logits (..., outputs) from the pooled maps (..., freq/9, ch) and, for the local head, the
+        full-resolution maps at the same frames' window centres (..., freq, ch)."""
         h = h.reshape(h.shape[:-2] + (-1,))
         h = jax.nn.leaky_relu(self.dense(h), self.config.leaky_slope)
-        return self.head(self.dense_dropout(h, rngs=rngs))
+        logits = self.head(self.dense_dropout(h, rngs=rngs))
+        return logits if self.local is None else logits + self.local(centre)[..., 0]
 
     def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """Logits for every frame at once.
@@ -194,10 +192,7 @@ class MaskCNN(nnx.Module):
             Logits, shape ``(batch, frames, outputs)``; apply ``jax.nn.sigmoid`` for mask values.
         """
         h, full = self._trunk(x, dilated=True, rngs=rngs)
-        logits = self._head(h, rngs)
-        if self.local is not None:
-            logits = logits + self._local(full[:, LOCAL_OFFSET:LOCAL_OFFSET + logits.shape[1]])
-        return logits
+        return self._head(h, full[:, LOCAL_OFFSET:LOCAL_OFFSET + h.shape[1]], rngs)
 
     def sliding_window(self, x: jax.Array) -> jax.Array:
         """The article's per-frame method: one 25-frame window per output frame (reference, slow).
@@ -210,10 +205,7 @@ class MaskCNN(nnx.Module):
         windows = x[:, idx]  # (batch, frames, context, bins)
         flat = windows.reshape((-1, context, x.shape[-1]))
         h, full = self._trunk(flat, dilated=False, rngs=None)  # (batch*frames, 1, freq/9, ch), (.., 21, freq, ch)
-        logits = self._head(h[:, 0], None)
-        if self.local is not None:
-            logits = logits + self._local(full[:, LOCAL_OFFSET])
-        return logits.reshape((x.shape[0], frames, -1))
+        return self._head(h[:, 0], full[:, LOCAL_OFFSET], None).reshape((x.shape[0], frames, -1))
 
 
 #: (layer, kind, dilation) of the fully convolutional trunk, in order; each keeps 2 * dilation rows of its input
@@ -225,12 +217,10 @@ STREAM_WARMUP = 24
 
 
 def stream_init(model: MaskCNN) -> list[jax.Array]:
-    """Zeroed per-layer input tails for :func:`stream_apply` (batch 1); with a local head, one more: its last
-    :data:`LOCAL_OFFSET` rows of logits, which wait for the rest of their window."""
+    """Zeroed per-layer input tails for :func:`stream_apply` (batch 1); the last one holds conv2's latest
+    :data:`LOCAL_OFFSET` output rows, the window centres of frames still waiting for the rest of their window."""
     c, f = model.config.conv_channels, model.config.n_bins
-    shapes = [(2, f, 1), (2, f, c), (2, f, c), (6, f // 3, c), (6, f // 3, c), (6, f // 3, c)]
-    if model.local is not None:
-        shapes.append((LOCAL_OFFSET, f))
+    shapes = [(2, f, 1), (2, f, c), (2, f, c), (6, f // 3, c), (6, f // 3, c), (6, f // 3, c), (LOCAL_OFFSET, f, c)]
     return [jnp.zeros((1,) + s, jnp.float32) for s in shapes]
 
 
@@ -261,15 +251,11 @@ def stream_apply(model: MaskCNN, tails: list[jax.Array], x: jax.Array,
     act = lambda h: jax.nn.leaky_relu(h, model.config.leaky_slope)  # noqa: E731
     h = ((x - model.in_shift[...]) * model.in_scale[...])[None, :, :, None]
     new_tails = []
-    for (name, kind, d), tail in zip(_STREAM_LAYERS, tails[:len(_STREAM_LAYERS)], strict=True):
+    for (name, kind, d), tail in zip(_STREAM_LAYERS, tails[:-1], strict=True):
         inp = jnp.concatenate([tail, h], axis=1)
         new_tails.append(jax.lax.dynamic_slice_in_dim(inp, n_valid, tail.shape[1], axis=1))
         h = act(_conv(inp, getattr(model, name), d)) if kind == "conv" else _pool(inp, 1, d)
-        if name == "conv2":
-            full = h
-    logits = model._head(h[0], None)
-    if model.local is not None:  # row j's local logits come from conv2's row j - LOCAL_OFFSET
-        inp = jnp.concatenate([tails[-1], model._local(full)], axis=1)
-        new_tails.append(jax.lax.dynamic_slice_in_dim(inp, n_valid, LOCAL_OFFSET, axis=1))
-        logits = logits + inp[0, :logits.shape[0]]
-    return logits, new_tails
+        if name == "conv2":  # output row j's window centre is conv2's row j - LOCAL_OFFSET
+            centres = jnp.concatenate([tails[-1], h], axis=1)
+    new_tails.append(jax.lax.dynamic_slice_in_dim(centres, n_valid, LOCAL_OFFSET, axis=1))
+    return model._head(h[0], centres[0, :h.shape[1]], None), new_tails
