@@ -145,10 +145,11 @@ def _train(args: argparse.Namespace) -> int:
 
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     spec = get_target(args.target, args.targets_dir)
-    loss = args.loss or ("bce" if spec.task == "activity" else "mse")
+    loss = args.loss or ("bce" if spec.task == "activity" else "wbce")
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, lr=args.lr, loss=loss,
-                      seed=args.seed, val_every=args.val_every, patience=args.patience,
-                      augment=AugmentConfig(remix=args.remix))
+                      ema=args.ema, seed=args.seed, val_every=args.val_every, val_seconds=args.val_seconds,
+                      patience=args.patience,
+                      augment=AugmentConfig(remix=args.remix, eq=args.eq, reverb=args.reverb))
     run_dir = args.run_dir or os.path.join("runs", spec.name)
     valid = [v for v in (args.valid_tracks or "").split(",") if v] or None
     dest = train(spec, args.musdb_root, is_wav=args.is_wav, config=cfg, run_dir=run_dir, resume=args.resume,
@@ -378,10 +379,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--frames", type=_positive_int, default=64,
                    help="frames predicted per example; 1 = the article's single centre frame (default 64)")
     r.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default 1e-3)")
-    r.add_argument("--loss", choices=["mse", "bce"],
-                   help="mse as in the article (default for masks) or bce (default for activity targets)")
+    r.add_argument("--loss", choices=["mse", "bce", "wbce"],
+                   help="wbce: cross-entropy against magnitude-ratio labels weighted by the mix magnitude "
+                        "(default for masks); mse as in the article; bce (default for activity targets)")
+    r.add_argument("--ema", type=float, default=0.999,
+                   help="decay of the weights' moving average used for validation and the checkpoint "
+                        "(default 0.999; 0 = raw weights)")
     r.add_argument("--remix", type=float, default=0.5,
-                   help="probability of drawing each source from a different track (default 0.5)")
+                   help="probability of drawing the target and the rest from different tracks (default 0.5)")
+    r.add_argument("--eq", type=float, default=0.3, help="probability of a random EQ per source (default 0.3)")
+    r.add_argument("--reverb", type=float, default=0.2,
+                   help="probability of a random synthetic room per source (default 0.2)")
+    r.add_argument("--val-seconds", type=float, default=30.0,
+                   help="seconds of each validation track separated for the validation SDR (default 30)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--val-every", type=_positive_int, default=500, help="steps between validations")
     r.add_argument("--valid-tracks", metavar="NAMES", help="comma-separated track names to validate on")

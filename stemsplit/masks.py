@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import OptionError
 
-__all__ = ["MASK_MODES", "ideal_binary_mask", "ideal_ratio_mask", "combine", "extend_band", "combine_on_grid"]
+__all__ = ["MASK_MODES", "ideal_binary_mask", "magnitude_ratio_mask", "ideal_ratio_mask", "combine", "extend_band", "combine_on_grid"]
 
 MASK_MODES = ("binary", "soft")
 
@@ -43,6 +43,19 @@ def ideal_binary_mask(target: np.ndarray, mix: np.ndarray, *, channel_axis: int 
     if channel_axis is not None:
         t, r = t.mean(axis=channel_axis), r.mean(axis=channel_axis)
     return (t > r).astype(np.float32)
+
+
+def magnitude_ratio_mask(target: np.ndarray, mix: np.ndarray, *, channel_axis: int | None = None) -> np.ndarray:
+    """Magnitude ratio of a target against the rest of the mix, ``|S| / (|S| + |X - S|)``: the training label
+    of the energy-aware losses. Above 0.5 exactly where :func:`ideal_binary_mask` is 1; 0 where both are silent.
+
+    Parameters and returns as :func:`ideal_binary_mask` (values in [0, 1]).
+    """
+    t, r = np.abs(target), np.abs(mix - target)
+    if channel_axis is not None:
+        t, r = t.mean(axis=channel_axis), r.mean(axis=channel_axis)
+    total = t + r
+    return np.where(total > 0, t / np.where(total > 0, total, 1.0), 0.0).astype(np.float32)
 
 
 def ideal_ratio_mask(sources: np.ndarray, *, power: float = 2.0, eps: float = 1e-10) -> np.ndarray:

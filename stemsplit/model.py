@@ -46,6 +46,13 @@ class ModelConfig:
         convolution, at the window's centre frame. Not in the article: its mask passes through a 64-unit dense
         bottleneck, which cannot draw fine detail such as a voice's harmonics at their exact bins; the local
         head can, at 17 parameters per filter bank. Mask targets only; the receptive field stays 25 frames.
+    decoder : int
+        Channels of the frequency decoder (0 = none). The decoder turns the pooled maps (one ninth of the
+        frequency resolution, 25 frames of context) back into per-bin logits: 1-D convolutions along frequency,
+        upsampled by 3 twice, each stage joined by a skip connection from the full-resolution maps after the
+        second convolution at the window's centre frame. Its logits are added to the dense head's, which stays
+        as a global (whole-spectrum) term. It looks at the centre frame only, so the receptive field stays 25
+        frames and the fully convolutional, sliding-window and streaming passes stay exact. Mask targets only.
     """
 
     conv_channels: int = 16
@@ -56,6 +63,7 @@ class ModelConfig:
     dense_dropout: float = 0.5
     leaky_slope: float = 0.01
     local_head: bool = False
+    decoder: int = 0
 
     def __post_init__(self) -> None:
         if self.n_bins % 9:
@@ -68,6 +76,10 @@ class ModelConfig:
                 raise TargetError(f"model {name} must be in [0, 1), got {getattr(self, name)}")
         if self.local_head and self.outputs != self.n_bins:
             raise TargetError("model local_head needs one output per bin (a mask target)")
+        if self.decoder < 0:
+            raise TargetError(f"model decoder must be 0 (none) or a channel count, got {self.decoder}")
+        if self.decoder and self.outputs != self.n_bins:
+            raise TargetError("model decoder needs one output per bin (a mask target)")
 
     def to_dict(self) -> dict:
         """Plain values, for checkpoint metadata."""
@@ -80,6 +92,9 @@ PRESETS: dict[str, dict] = {
     # the article's layers plus the per-bin local head (see ModelConfig.local_head)
     "article-local": {"conv_channels": 16, "dense_units": 64, "local_head": True},
     "small-local": {"conv_channels": 8, "dense_units": 32, "local_head": True},
+    # the article's trunk with a frequency decoder (see ModelConfig.decoder): per-bin masks at full resolution
+    "article-dec": {"conv_channels": 16, "dense_units": 64, "decoder": 16},
+    "small-dec": {"conv_channels": 8, "dense_units": 32, "decoder": 8},
     # for smoke tests of the CLI and pipeline: tiny and fast, never shipped as a trained model
     "tiny": {"conv_channels": 2, "dense_units": 4},
 }
@@ -111,6 +126,20 @@ def _conv(x: jax.Array, conv: nnx.Conv, dilation: int) -> jax.Array:
         x, conv.kernel[...], window_strides=(1, 1), padding=((0, 0), (1, 1)),
         rhs_dilation=(dilation, 1), dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return y + conv.bias[...]
+
+
+def _freq_conv(x: jax.Array, conv: nnx.Conv) -> jax.Array:
+    """Convolution along frequency only (kernel (1, 3), same padding); x is (..., freq, ch)."""
+    lead = x.shape[:-2]
+    y = jax.lax.conv_general_dilated(
+        x.reshape((-1, 1) + x.shape[-2:]), conv.kernel[...], window_strides=(1, 1), padding=((0, 0), (1, 1)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return (y + conv.bias[...]).reshape(lead + y.shape[-2:])
+
+
+def _freq_pool(x: jax.Array) -> jax.Array:
+    """Max over non-overlapping triples of bins; x is (..., freq, ch) with freq a multiple of 3."""
+    return x.reshape(x.shape[:-2] + (x.shape[-2] // 3, 3, x.shape[-1])).max(axis=-2)
 
 
 def _pool(x: jax.Array, time_stride: int, time_dilation: int) -> jax.Array:
@@ -150,6 +179,12 @@ class MaskCNN(nnx.Module):
         self.dense = nnx.Linear((config.n_bins // 9) * c, config.dense_units, rngs=rngs)
         self.head = nnx.Linear(config.dense_units, config.outputs, rngs=rngs)
         self.local = nnx.Linear(c, 1, rngs=rngs) if config.local_head else None
+        k = config.decoder
+        if k:
+            self.dec3 = nnx.Conv(c, k, (1, 3), rngs=rngs)
+            self.dec2 = nnx.Conv(k + c, k, (1, 3), rngs=rngs)
+            self.dec1 = nnx.Conv(k + c, k, (1, 3), rngs=rngs)
+            self.dec_out = nnx.Linear(k, 1, rngs=rngs)
         # dropout keys come with each training call (explicit, resumable randomness), none are stored
         self.conv_dropout = nnx.Dropout(config.conv_dropout)
         self.dense_dropout = nnx.Dropout(config.dense_dropout)
@@ -170,10 +205,18 @@ class MaskCNN(nnx.Module):
     def _head(self, h: jax.Array, centre: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
         """Logits (..., outputs) from the pooled maps (..., freq/9, ch) and, for the local head, the
         full-resolution maps at the same frames' window centres (..., freq, ch)."""
-        h = h.reshape(h.shape[:-2] + (-1,))
-        h = jax.nn.leaky_relu(self.dense(h), self.config.leaky_slope)
-        logits = self.head(self.dense_dropout(h, rngs=rngs))
-        return logits if self.local is None else logits + self.local(centre)[..., 0]
+        act = lambda v: jax.nn.leaky_relu(v, self.config.leaky_slope)  # noqa: E731
+        g = act(self.dense(h.reshape(h.shape[:-2] + (-1,))))
+        logits = self.head(self.dense_dropout(g, rngs=rngs))
+        if self.local is not None:
+            logits = logits + self.local(centre)[..., 0]
+        if self.config.decoder:
+            up = lambda v: jnp.repeat(v, 3, axis=-2)  # noqa: E731
+            d = act(_freq_conv(h, self.dec3))
+            d = act(_freq_conv(jnp.concatenate([up(d), _freq_pool(centre)], axis=-1), self.dec2))
+            d = act(_freq_conv(jnp.concatenate([up(d), centre], axis=-1), self.dec1))
+            logits = logits + self.dec_out(d)[..., 0]
+        return logits
 
     def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """Logits for every frame at once.

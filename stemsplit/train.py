@@ -34,7 +34,7 @@ from .targets import TargetSpec
 
 __all__ = ["TrainConfig", "Trainer", "make_optimizer", "loss_fn", "train_step", "train", "plot_metrics"]
 
-LOSSES = ("mse", "bce")
+LOSSES = ("mse", "bce", "wbce")
 STATS_STREAM = 1_000_003  # sampler stream of the input statistics (training uses one stream per process)
 
 
@@ -54,8 +54,14 @@ class TrainConfig:
         Adam learning rate, linear warm-up steps, and the cosine decay's final fraction.
     clip : float
         Global gradient-norm clip.
-    loss : {"mse", "bce"}
-        The article's mean squared error on sigmoid outputs, or binary cross-entropy.
+    loss : {"mse", "bce", "wbce"}
+        The article's mean squared error on sigmoid outputs against binary masks, binary cross-entropy against
+        them, or ``"wbce"``: cross-entropy against magnitude-ratio labels (``|S| / (|S| + |R|)``), each bin
+        weighted by the mix magnitude (normalised per example), so that loud bins, which carry the error SDR
+        measures, count and near-silent ones do not; a score above 0.5 still means "the target dominates".
+    ema : float
+        Decay of the exponential moving average of the weights that validation, the best model and the
+        written checkpoint use (0 = the raw weights).
     seed : int
     val_every : int
         Steps between validations (loss on fixed excerpts, SDR of separated validation tracks).
@@ -78,6 +84,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     clip: float = 1.0
     loss: str = "mse"
+    ema: float = 0.0
     seed: int = 0
     val_every: int = 500
     val_batches: int = 8
@@ -94,6 +101,13 @@ class TrainConfig:
                 raise OptionError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.lr <= 0:
             raise OptionError(f"lr must be positive, got {self.lr}.")
+        if not 0.0 <= self.ema < 1.0:
+            raise OptionError(f"ema must be in [0, 1), got {self.ema}.")
+
+    @property
+    def labels(self) -> str:
+        """The mask labels the loss is defined on."""
+        return "ratio" if self.loss == "wbce" else "binary"
 
 
 def set_input_stats(model: MaskCNN, sampler: ExampleSampler, seed: int, batches: int = 8) -> None:
@@ -114,29 +128,49 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adam(schedule))
 
 
-def loss_fn(logits: jax.Array, labels: jax.Array, kind: str) -> jax.Array:
-    """Mean loss of sigmoid outputs against 0/1 labels (``"mse"`` as in the article, or ``"bce"``)."""
-    if kind == "bce":
+def mix_weights(x: jax.Array, frames: int) -> jax.Array:
+    """Per-bin loss weights from the model's input features ``(batch, frames + 24, bins)``: the mix magnitude
+    at the predicted frames (features are ``log1p`` of a scaled magnitude), normalised to mean 1 per example
+    so that a quiet excerpt counts as much as a loud one. Shape ``(batch, frames, bins)``."""
+    half = (x.shape[1] - frames) // 2
+    mag = jnp.expm1(x[:, half:half + frames])
+    return mag / (mag.mean(axis=(1, 2), keepdims=True) + 1e-8)
+
+
+def loss_fn(logits: jax.Array, labels: jax.Array, kind: str, x: jax.Array | None = None) -> jax.Array:
+    """Mean loss of sigmoid outputs against labels (see :class:`TrainConfig` ``loss``).
+
+    ``x`` (the input features) gives the ``"wbce"`` weights; targets with one output (vocal activity) take
+    plain cross-entropy.
+    """
+    if kind == "wbce" and x is not None and logits.shape[-1] == x.shape[-1]:
+        w = mix_weights(x, logits.shape[1])
+        return (optax.sigmoid_binary_cross_entropy(logits, labels) * w).mean()
+    if kind in ("bce", "wbce"):
         return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
     return jnp.mean((jax.nn.sigmoid(logits) - labels) ** 2)
 
 
-def train_step(graphdef, params, rest, opt_state, x, y, key, *, tx, loss_kind):
-    """One optimizer step; pure. Returns ``(params, opt_state, loss)``."""
+def train_step(graphdef, params, rest, opt_state, ema, x, y, key, *, tx, loss_kind, ema_decay):
+    """One optimizer step; pure. Returns ``(params, opt_state, ema, loss)`` (``ema`` is the moving average of
+    the parameters, None when ``ema_decay`` is 0)."""
 
     def objective(p):
         model = nnx.merge(graphdef, p, rest)
-        return loss_fn(model(x, rngs=nnx.Rngs(dropout=key)), y, loss_kind)
+        return loss_fn(model(x, rngs=nnx.Rngs(dropout=key)), y, loss_kind, x)
 
     loss, grads = jax.value_and_grad(objective)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+    params = optax.apply_updates(params, updates)
+    if ema_decay:
+        ema = jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, ema, params)
+    return params, opt_state, ema, loss
 
 
 def eval_loss(graphdef, params, rest, x, y, *, loss_kind):
     """Loss and logits without dropout; pure."""
     logits = nnx.merge(graphdef, params, rest)(x)
-    return loss_fn(logits, y, loss_kind), logits
+    return loss_fn(logits, y, loss_kind, x), logits
 
 
 class _Prefetcher:
@@ -204,11 +238,13 @@ class Trainer:
         self.data_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.sampler = ExampleSampler(train_tracks, spec.stems, frames=config.frames, task=spec.task,
-                                      augment=config.augment, activity_threshold_db=spec.activity_db)
+                                      augment=config.augment, activity_threshold_db=spec.activity_db,
+                                      labels=config.labels)
         self.valid_tracks = [t for t in valid_tracks if all(s in t.stems for s in spec.stems)
                              or t.musdb_track is not None]
         self.val_sampler = (ExampleSampler(self.valid_tracks, spec.stems, frames=config.frames, task=spec.task,
-                                           augment=None, activity_threshold_db=spec.activity_db)
+                                           augment=None, activity_threshold_db=spec.activity_db,
+                                           labels=config.labels)
                             if self.valid_tracks else None)
         model = MaskCNN(spec.model, rngs=nnx.Rngs(config.seed))
         if not (self.run_dir / "state.npz").exists():
@@ -227,15 +263,19 @@ class Trainer:
             if not resume:
                 raise OptionError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
                                   "another --run-dir.")
-            params, opt_state = self._load_state(state_path, params, opt_state)
+            params, opt_state, ema = self._load_state(state_path, params, opt_state)
+        else:
+            ema = jax.tree.map(jnp.copy, params) if config.ema else None
         self.params = jax.device_put(params, self.replicated)
         self.opt_state = jax.device_put(opt_state, self.replicated)
+        self.ema = jax.device_put(ema, self.replicated)
         self._step = jax.jit(
-            lambda p, o, x, y, k: train_step(self.graphdef, p, self.rest, o, x, y, k, tx=self.tx,
-                                             loss_kind=config.loss),
-            in_shardings=(self.replicated, self.replicated, self.data_sharding, self.data_sharding,
-                          self.replicated),
-            out_shardings=(self.replicated, self.replicated, self.replicated), donate_argnums=(0, 1))
+            lambda p, o, e, x, y, k: train_step(self.graphdef, p, self.rest, o, e, x, y, k, tx=self.tx,
+                                                loss_kind=config.loss, ema_decay=config.ema),
+            in_shardings=(self.replicated, self.replicated, self.replicated, self.data_sharding,
+                          self.data_sharding, self.replicated),
+            out_shardings=(self.replicated, self.replicated, self.replicated, self.replicated),
+            donate_argnums=(0, 1, 2) if config.ema else (0, 1))
         self._eval = jax.jit(lambda p, x, y: eval_loss(self.eval_graphdef, p, self.rest, x, y,
                                                        loss_kind=config.loss))
         self.key = jax.random.key(config.seed)
@@ -250,6 +290,8 @@ class Trainer:
             return
         arrays = {**checkpoint.tree_to_arrays(self.params, "param/"),
                   **checkpoint.tree_to_arrays(self.opt_state, "opt/")}
+        if self.cfg.ema:
+            arrays.update(checkpoint.tree_to_arrays(self.ema, "ema/"))
         checkpoint.save(self.run_dir / "state.npz", arrays, self._meta())
 
     def _load_state(self, path: Path, params, opt_state):
@@ -259,18 +301,19 @@ class Trainer:
         if meta["target"]["model"] != self.spec.model.to_dict() or meta["target"]["task"] != self.spec.task:
             raise CheckpointError(f"{path} was trained with a different model for {self.spec.name!r}.")
         saved = meta["config"]
-        for k in ("batch", "frames", "loss", "seed", "steps"):
+        for k in ("batch", "frames", "loss", "seed", "steps", "ema"):
             if saved.get(k) != getattr(self.cfg, k):
                 raise OptionError(f"Cannot resume {self.run_dir}: it was started with {k}={saved.get(k)}, "
                                   f"now {k}={getattr(self.cfg, k)}.")
         self.step, self.best = int(meta["step"]), float(meta["best"])
         self.bad_evals, self.elapsed = int(meta["bad_evals"]), float(meta.get("elapsed", 0.0))
-        return (checkpoint.arrays_to_tree(params, arrays, "param/", source=str(path)),
-                checkpoint.arrays_to_tree(opt_state, arrays, "opt/", source=str(path)))
+        params = checkpoint.arrays_to_tree(params, arrays, "param/", source=str(path))
+        ema = checkpoint.arrays_to_tree(params, arrays, "ema/", source=str(path)) if self.cfg.ema else None
+        return params, checkpoint.arrays_to_tree(opt_state, arrays, "opt/", source=str(path)), ema
 
     def model(self) -> MaskCNN:
-        """The current parameters as an evaluation-mode model."""
-        m = nnx.merge(self.eval_graphdef, jax.device_get(self.params), self.rest)
+        """The current parameters (their moving average when ``ema`` is set) as an evaluation-mode model."""
+        m = nnx.merge(self.eval_graphdef, jax.device_get(self.ema if self.cfg.ema else self.params), self.rest)
         m.eval()
         return m
 
@@ -297,21 +340,22 @@ class Trainer:
         losses, correct = [], []
         for i in range(self.cfg.val_batches):
             x, y = self.val_sampler.batch(self.cfg.seed + 1_000_003, i, self.cfg.batch)
-            loss, logits = self._eval(self.params, jnp.asarray(x), jnp.asarray(y))
+            loss, logits = self._eval(self.ema if self.cfg.ema else self.params, jnp.asarray(x), jnp.asarray(y))
             losses.append(float(loss))
             correct.append(np.mean((np.asarray(logits) >= 0) == (y >= 0.5)))
         out = {"val_loss": float(np.mean(losses))}
         if self.spec.task == "mask":
             out["val_sdr"] = self.validation_sdr()
+            out["val_sdr_soft"] = self.validation_sdr(mask="soft")
         else:
             out["val_accuracy"] = float(np.mean(correct))
         return out
 
-    def validation_sdr(self) -> float:
+    def validation_sdr(self, mask: str = "binary") -> float:
         """Median over validation tracks of the quick SDR of the separated target (first ``val_seconds``)."""
         from .separate import LoadedTarget, Separator
 
-        sep = Separator(loaded=[LoadedTarget(self.spec, self.model(), None, {})], residual=False)
+        sep = Separator(loaded=[LoadedTarget(self.spec, self.model(), None, {})], residual=False, mask=mask)
         scores = []
         for t in self.valid_tracks:
             pair = target_excerpt(t, self.spec.stems, self.cfg.val_seconds)
@@ -344,8 +388,8 @@ class Trainer:
             while self.step < stop_step and not stopped:
                 step, (x, y) = prefetch.get()
                 key = jax.random.fold_in(self.key, step)
-                self.params, self.opt_state, loss = self._step(self.params, self.opt_state, self._global(x),
-                                                               self._global(y), key)
+                self.params, self.opt_state, self.ema, loss = self._step(
+                    self.params, self.opt_state, self.ema, self._global(x), self._global(y), key)
                 self.step = step + 1
                 frames_done += cfg.batch * cfg.frames
                 losses.append(float(loss))

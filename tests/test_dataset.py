@@ -111,3 +111,38 @@ def test_root_shares_set_how_often_tracks_are_drawn(tmp_path):
     assert 0.65 < sum(p.startswith("song3") for p in picks) / 300 < 0.95
     with pytest.raises(DataError, match="share"):
         split_tracks([a, b], is_wav=True, shares=[1.0])
+
+
+def test_ratio_labels_agree_with_binary_labels(root):
+    train, _ = split_tracks([root], is_wav=True)
+    xb, yb = ExampleSampler(train, ["vocals"], frames=8, augment=None).batch(seed=2, step=0, size=2)
+    xr, yr = ExampleSampler(train, ["vocals"], frames=8, augment=None, labels="ratio").batch(seed=2, step=0, size=2)
+    np.testing.assert_array_equal(xb, xr)
+    assert ((yr > 0) & (yr < 1)).mean() > 0.5  # graded, not 0/1
+    np.testing.assert_array_equal(yr[..., :513] > 0.5, yb == 1)
+    with pytest.raises(DataError, match="labels"):
+        ExampleSampler(train, ["vocals"], frames=8, labels="soft")
+
+
+def test_remix_draws_tracks_with_the_root_shares(tmp_path):
+    """A root of many tracks cannot crowd a small one out of the remix: the rest track is drawn with the shares."""
+    big, small = tmp_path / "big", tmp_path / "small"
+    make_musdb(big, tracks=8, seconds=1.0, seed=1)
+    make_musdb(small, tracks=1, seconds=1.0, seed=50)
+    train, _ = split_tracks([big, small], is_wav=True, shares=[0.2, 0.8])
+    s = ExampleSampler(train, ["vocals"], frames=4)
+    rng = np.random.default_rng(0)
+    draws = [s._draw(rng, 22050).name for _ in range(2000)]
+    share_small = np.mean([d.startswith("song50") for d in draws])
+    assert 0.75 < share_small < 0.85, share_small
+
+
+@pytest.mark.parametrize("fn", [dataset.random_eq, dataset.random_reverb])
+def test_eq_and_reverb_keep_length_and_change_the_sound(fn):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 20000)).astype(np.float32) * 0.1
+    outs = [fn(a, 44100, np.random.default_rng(i)) for i in range(4)]
+    for o in outs:
+        assert o.shape == a.shape and o.dtype == np.float32 and np.all(np.isfinite(o))
+        assert not np.allclose(o, a, atol=1e-3)
+    assert not np.allclose(outs[0], outs[1])

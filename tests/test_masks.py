@@ -14,6 +14,20 @@ def test_ideal_binary_mask_against_float64_reference():
     np.testing.assert_array_equal(ibm, ref)
 
 
+def test_magnitude_ratio_mask_against_float64_reference_and_the_binary_mask():
+    rng = np.random.default_rng(2)
+    t = rng.standard_normal((2, 5, 7)) + 1j * rng.standard_normal((2, 5, 7))
+    rest = rng.standard_normal((2, 5, 7)) + 1j * rng.standard_normal((2, 5, 7))
+    t[:, 0, 0] = rest[:, 0, 0] = 0  # silent bin: 0, not NaN
+    mix = (t + rest).astype(np.complex64)
+    got = masks.magnitude_ratio_mask(t.astype(np.complex64), mix, channel_axis=0)
+    a, b = np.abs(t).mean(axis=0), np.abs(rest).mean(axis=0)
+    ref = np.where(a + b > 0, a / np.where(a + b > 0, a + b, 1), 0.0)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    ibm = masks.ideal_binary_mask(t.astype(np.complex64), mix, channel_axis=0)
+    np.testing.assert_array_equal(got > 0.5, ibm == 1)
+
+
 def test_ideal_ratio_mask_sums_to_one():
     rng = np.random.default_rng(1)
     s = rng.standard_normal((3, 4, 6)) + 1j * rng.standard_normal((3, 4, 6))

@@ -22,7 +22,8 @@ def test_article_parameter_count_is_pinned():
 
 
 @pytest.mark.parametrize("preset,outputs", [("article", 513), ("small", 513), ("article", 1),
-                                            ("article-local", 513), ("small-local", 513)])
+                                            ("article-local", 513), ("small-local", 513),
+                                            ("article-dec", 513), ("small-dec", 513)])
 def test_fully_convolutional_equals_sliding_window(preset, outputs):
     m = _model(preset, seed=3, outputs=outputs)
     # random biases too, so every layer matters
@@ -39,9 +40,9 @@ def test_fully_convolutional_equals_sliding_window(preset, outputs):
     assert float(jnp.abs(one[:, 0] - fc[:, 10]).max()) < 1e-5
 
 
-@pytest.mark.parametrize("local", [False, True])
-def test_receptive_field_is_25_frames(local):
-    m = _model("tiny", seed=1, local_head=local)
+@pytest.mark.parametrize("local,decoder", [(False, 0), (True, 0), (False, 2)])
+def test_receptive_field_is_25_frames(local, decoder):
+    m = _model("tiny", seed=1, local_head=local, decoder=decoder)
     x = np.zeros((1, 60, 513), np.float32)
     base = np.asarray(m(x))
     x[0, 30] = 5.0  # poke one frame: outputs 18..30 (frames whose window holds it) may change, no others
@@ -70,6 +71,10 @@ def test_bad_config():
         model_config(n_bins=512)
     with pytest.raises(TargetError):
         model_config("article-local", outputs=1)
+    with pytest.raises(TargetError):
+        model_config("article-dec", outputs=1)
+    with pytest.raises(TargetError):
+        model_config(decoder=-1)
 
 
 def test_local_head_adds_a_per_bin_term_at_the_centre_frame():
@@ -81,3 +86,21 @@ def test_local_head_adds_a_per_bin_term_at_the_centre_frame():
     m.local.bias[...] = jnp.full_like(m.local.bias[...], 0.25)
     np.testing.assert_allclose(m(x), _model("article", seed=2)(x) + 0.25, atol=1e-5)
     assert float(jnp.abs(with_local - m(x)).max()) > 1e-3
+
+
+def test_decoder_parameter_count_is_pinned():
+    m = _model("article-dec")
+    n = sum(p.size for p in jax.tree.leaves(nnx.state(m, nnx.Param)))
+    # the article's 99,923 + three (1x3) convolutions along frequency (16->16, 32->16, 32->16) + 16->1 output
+    assert n == 99923 + (3 * 16 * 16 + 16) + 2 * (3 * 32 * 16 + 16) + (16 + 1) == 103828
+
+
+def test_decoder_draws_detail_at_single_bins():
+    """The dense head alone is a 64-dimensional bottleneck; with the decoder, poking one input bin at the
+    centre frame changes that bin's logit more than bins an octave away (a local, per-bin response)."""
+    m = _model("article-dec", seed=4)
+    x = np.asarray(jax.random.normal(jax.random.key(5), (1, 25, 513))) * 0.1
+    base = np.asarray(m(x))[0, 0]
+    x[0, 12, 300] += 8.0
+    diff = np.abs(np.asarray(m(x))[0, 0] - base)
+    assert diff[299:302].max() > 0 and diff[299:302].max() > 3 * np.median(diff[100:200])

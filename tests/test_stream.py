@@ -45,12 +45,13 @@ def test_streamed_equals_offline_shifted_by_latency(tiny_targets, sr, channels, 
         np.testing.assert_allclose(got[k][:, lat:], offline[k], atol=1e-5)
 
 
-def test_streamed_equals_offline_with_local_head(tmp_path):
-    write_tiny_target(tmp_path, "vocals", seed=5, local_head=True)
+@pytest.mark.parametrize("local,decoder", [(True, 0), (False, 3)])
+def test_streamed_equals_offline_with_local_head_or_decoder(tmp_path, local, decoder):
+    write_tiny_target(tmp_path, "vocals", seed=5, local_head=local, decoder=decoder)
     write_tiny_target(tmp_path, "drums", seed=6)
     x = tone_mix(44100, 2.0, 2, seed=2)
     sep = Separator(["vocals", "drums"], targets_dir=[tmp_path])
-    assert sep.targets[0].model.local is not None
+    assert sep.targets[0].model.config.decoder == decoder and (sep.targets[0].model.local is not None) == local
     offline = sep.separate(x, 44100)
     s = StreamSeparator(["vocals", "drums"], sr=44100, channels=2, targets_dir=[tmp_path])
     got = _stream_all(s, x, np.random.default_rng(1))

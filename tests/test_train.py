@@ -5,15 +5,18 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from stemsplit import checkpoint
 from stemsplit.cli import main
 from stemsplit.data.dataset import split_tracks
 from stemsplit.errors import OptionError
 from stemsplit.targets import load_spec
-from stemsplit.train import STATS_STREAM, TrainConfig, Trainer
+from stemsplit.model import MaskCNN, model_config
+from stemsplit.train import STATS_STREAM, TrainConfig, Trainer, loss_fn, make_optimizer, mix_weights, train_step
 
 from .conftest import make_musdb
 
@@ -83,6 +86,65 @@ def test_resume_gives_the_same_parameters(data, tdir, tmp_path):
                 TrainConfig(steps=6, batch=2, frames=8), tmp_path / "b", resume=True)
 
 
+def test_resume_with_ema_and_wbce_gives_the_same_weights_and_average(data, tdir, tmp_path):
+    kw = {"loss": "wbce", "ema": 0.9}
+    straight = _trainer(data, tdir, tmp_path / "a", **kw)
+    straight.run(progress=False, out=tmp_path / "a.npz")
+    first = _trainer(data, tdir, tmp_path / "b", **kw)
+    first.run(progress=False, until=3)
+    second = _trainer(data, tdir, tmp_path / "b", resume=True, **kw)
+    second.run(progress=False, out=tmp_path / "b.npz")
+    for tree in ("params", "ema"):
+        a = checkpoint.tree_to_arrays(jax.device_get(getattr(straight, tree)))
+        b = checkpoint.tree_to_arrays(jax.device_get(getattr(second, tree)))
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], atol=1e-6, err_msg=f"{tree} {k}")
+    # the model validated and written is the average, not the raw weights
+    raw, avg = _params(straight), checkpoint.tree_to_arrays(jax.device_get(straight.ema))
+    written = checkpoint.tree_to_arrays(nnx.state(straight.model(), nnx.Param))
+    assert any(not np.allclose(raw[k], avg[k]) for k in raw)
+    for k in avg:
+        np.testing.assert_array_equal(written[k], avg[k])
+    with pytest.raises(OptionError, match="ema"):
+        Trainer(load_spec(tdir / "vocals.toml"), *split_tracks([data], is_wav=True),
+                TrainConfig(steps=6, batch=4, frames=8, loss="wbce", ema=0.5), tmp_path / "b", resume=True)
+
+
+def test_train_step_moves_the_average_by_its_decay():
+    m = MaskCNN(model_config("tiny"), rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(m, nnx.Param, ...)
+    cfg = TrainConfig(steps=10, lr=1e-2, warmup=1, loss="wbce", ema=0.75)
+    tx = make_optimizer(cfg)
+    x = jax.random.normal(jax.random.key(1), (2, 4 + 24, 513))
+    y = jax.random.uniform(jax.random.key(2), (2, 4, 513))
+    ema0 = jax.tree.map(lambda a: a + 1.0, params)
+    new, _, ema, loss = train_step(graphdef, params, rest, tx.init(params), ema0, x, y, jax.random.key(3),
+                                   tx=tx, loss_kind="wbce", ema_decay=0.75)
+    for e0, p, e in zip(jax.tree.leaves(ema0), jax.tree.leaves(new), jax.tree.leaves(ema), strict=True):
+        np.testing.assert_allclose(e, 0.75 * e0 + 0.25 * p, rtol=1e-6, atol=1e-6)
+    assert np.isfinite(float(loss))
+
+
+def test_wbce_weights_bins_by_the_mix_magnitude():
+    """Against a direct float64 computation: BCE per bin times |X| (from the features), normalised per
+    example to mean 1; labels above 0.5 and logits above 0 agree on who dominates."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 6, (3, 5 + 24, 513)).astype(np.float32)
+    x[1] *= 0.1  # a quiet example counts as much as a loud one
+    logits = rng.standard_normal((3, 5, 513)).astype(np.float32)
+    y = rng.uniform(0, 1, (3, 5, 513)).astype(np.float32)
+    mag = np.expm1(x[:, 12:17].astype(np.float64))
+    w = mag / mag.mean(axis=(1, 2), keepdims=True)
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    np.testing.assert_allclose(float(loss_fn(jnp.asarray(logits), jnp.asarray(y), "wbce", jnp.asarray(x))),
+                               (bce * w).mean(), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(mix_weights(jnp.asarray(x), 5)).mean(axis=(1, 2)), 1.0, rtol=1e-5)
+    # one output (vocal activity): plain cross-entropy
+    one = loss_fn(jnp.asarray(logits[..., :1]), jnp.asarray(y[..., :1]), "wbce", jnp.asarray(x))
+    np.testing.assert_allclose(float(one), bce[..., :1].mean(), rtol=1e-5)
+
+
 def test_article_single_frame_examples_train_the_same_network(data, tdir, tmp_path):
     spec = load_spec(tdir / "vocals.toml")
     train, valid = split_tracks([data], is_wav=True)
@@ -98,7 +160,8 @@ SCRIPT = textwrap.dedent("""
     from stemsplit import checkpoint
     from stemsplit.data.dataset import split_tracks
     from stemsplit.targets import load_spec
-    from stemsplit.train import STATS_STREAM, TrainConfig, Trainer
+    from stemsplit.model import MaskCNN, model_config
+from stemsplit.train import STATS_STREAM, TrainConfig, Trainer, loss_fn, make_optimizer, mix_weights, train_step
     spec = load_spec({toml!r})
     train, valid = split_tracks([{data!r}], is_wav=True)
     tr = Trainer(spec, train, valid, TrainConfig(steps=3, batch=4, frames=8, val_every=1000, warmup=1), {run!r})

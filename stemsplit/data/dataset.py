@@ -4,8 +4,10 @@ Tracks are found with ``musdb.DB`` (its train/validation split included). For th
 ``<stem>.wav`` in a track folder is readable, so a new target can use stems MUSDB does not have (``piano.wav``).
 Excerpts are read with random access (soundfile for wav; musdb/stempeg chunks for ``.stem.mp4``).
 
-Augmentation follows the peers (open-unmix, demucs): random gain per source, random channel swap, sources drawn
-from different tracks at different offsets, and silent excerpts skipped. Every example depends only on
+Augmentation follows the peers (open-unmix, demucs): random gain per source, random channel swap, a random EQ
+(a boosted or cut low or high band) and a random synthetic room (reverb) per source, sources drawn from
+different tracks at different offsets (tracks drawn by the same per-root shares as plain examples, so a large
+synthetic root cannot crowd the real ones out of the remix), and silent excerpts skipped. Every example depends only on
 ``(seed, step, index)``, so a run is reproducible and resumable without storing a sampler state.
 """
 
@@ -193,15 +195,52 @@ class AugmentConfig:
     channel_swap : float
         Probability of swapping left and right per source.
     remix : float
-        Probability that an example's sources come from different tracks at different offsets.
+        Probability that an example's sources come from different tracks at different offsets: the target
+        from one track, everything else from another (each drawn with the tracks' shares).
     keep_silent_target : float
         Probability of keeping an excerpt whose target is silent (such examples teach "no target here").
+    eq : float
+        Probability of a random EQ per source: a first-order low or high band (corner 150 Hz-5 kHz) boosted or
+        cut by up to 9 dB.
+    reverb : float
+        Probability of a random synthetic room per source: exponentially decaying noise (RT60 0.2-1.2 s) mixed in
+        at 10-40 %. The target's label includes its reverb, as MUSDB's stems do.
     """
 
     gain_db: tuple[float, float] = (-12.0, 3.0)
     channel_swap: float = 0.5
     remix: float = 0.5
     keep_silent_target: float = 0.2
+    eq: float = 0.0
+    reverb: float = 0.0
+
+
+def random_eq(a: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """``a`` (channels, n) with a first-order low or high band boosted or cut (see :class:`AugmentConfig`)."""
+    from scipy.signal import lfilter
+
+    corner = float(np.exp(rng.uniform(np.log(150.0), np.log(5000.0))))
+    k = np.tan(np.pi * min(corner, 0.45 * sr) / sr)
+    b_lo, a_lo = np.array([k, k]) / (1 + k), np.array([1.0, (k - 1) / (1 + k)])  # bilinear first-order lowpass
+    band = lfilter(b_lo, a_lo, a, axis=-1)
+    if rng.random() < 0.5:
+        band = a - band  # the high band
+    gain = 10 ** (rng.uniform(-9.0, 9.0) / 20) - 1.0
+    return (a + gain * band).astype(np.float32)
+
+
+def random_reverb(a: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """``a`` (channels, n) through a random synthetic room (see :class:`AugmentConfig`), same length."""
+    rt60 = rng.uniform(0.2, 1.2)
+    n_ir = int(rt60 * sr)
+    t = np.arange(n_ir) / sr
+    ir = rng.standard_normal((a.shape[0], n_ir)) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+    ir /= np.sqrt(np.sum(ir ** 2, axis=-1, keepdims=True)) + 1e-12
+    n = a.shape[1] + n_ir - 1
+    size = 1 << (n - 1).bit_length()
+    wet = np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(ir, size), size)[:, :a.shape[1]]
+    mix = rng.uniform(0.1, 0.4)
+    return ((1 - mix) * a + mix * wet).astype(np.float32)
 
 
 def activity_labels(target: np.ndarray, mix: np.ndarray, threshold_db: float, grid: spectral.Grid,
@@ -243,11 +282,17 @@ class ExampleSampler:
         None gives plain excerpts of one track (validation).
     activity_threshold_db : float
         Label threshold for the activity task.
+    labels : {"binary", "ratio"}
+        Mask labels: the ideal binary mask (the article's), or the magnitude ratio ``|S| / (|S| + |X - S|)``
+        (channels averaged), which is above 0.5 exactly where the binary mask is 1 and says by how much.
     """
 
     def __init__(self, tracks: Sequence[Track], target_stems: Sequence[str], *, frames: int, task: str = "mask",
                  augment: AugmentConfig | None = AugmentConfig(), activity_threshold_db: float = -15.0,
-                 frontend: spectral.Frontend = spectral.FRONTEND):
+                 frontend: spectral.Frontend = spectral.FRONTEND, labels: str = "binary"):
+        if labels not in ("binary", "ratio"):
+            raise DataError(f"labels must be 'binary' or 'ratio', got {labels!r}")
+        self.labels = labels
         self.target_stems = tuple(target_stems)
         self.tracks = [t for t in tracks if self._usable(t)]
         if not self.tracks:
@@ -292,26 +337,37 @@ class ExampleSampler:
         return track.musdb_track is not None or source in track.stems or (
             source == "_rest" and self._rest_sources(track) == ["_rest"])
 
+    def _draw(self, rng: np.random.Generator, sr: int | None = None, source: str | None = None) -> Track:
+        """A track drawn with the tracks' shares (among those at rate ``sr`` holding ``source`` when given)."""
+        if sr is None:
+            return self.tracks[rng.choice(len(self.tracks), p=self._p)]
+        idx = [i for i, u in enumerate(self.tracks) if u.sr == sr and (source is None or self._has(u, source))]
+        p = self._p[idx]
+        return self.tracks[idx[rng.choice(len(idx), p=p / p.sum())]]
+
     def _sources(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
         """(target, rest) excerpts, each (2, n), and their rate."""
-        track = self.tracks[rng.choice(len(self.tracks), p=self._p)]
+        track = self._draw(rng)
         sr, n = track.sr, self.excerpt_samples(track.sr)
         remix = self.augment is not None and rng.random() < self.augment.remix
         base_offset = int(rng.integers(0, max(1, track.length - n)))
+        # with remix, everything but the target comes from another track (drawn with the shares)
+        rest_track = self._draw(rng, sr) if remix else track
         parts: list[tuple[bool, np.ndarray]] = []
-        for is_target, source in [(True, s) for s in self.target_stems] + [
-                (False, s) for s in self._rest_sources(track)]:
-            t, off = track, base_offset
-            if remix:  # this source from a random track (same rate) at a random offset
-                pool = [u for u in self.tracks if u.sr == sr and self._has(u, source)]
-                t = pool[rng.integers(len(pool))]
-                off = int(rng.integers(0, max(1, t.length - n)))
+        for is_target, t, source in [(True, track, s) for s in self.target_stems] + [
+                (False, rest_track, s) for s in self._rest_sources(rest_track)]:
+            off = int(rng.integers(0, max(1, t.length - n))) if remix else base_offset
             a = self._read(t, source, off, n)
             if self.augment is not None:
-                lo, hi = self.augment.gain_db
+                aug = self.augment
+                lo, hi = aug.gain_db
                 a = a * np.float32(10 ** (rng.uniform(lo, hi) / 20))
-                if rng.random() < self.augment.channel_swap:
+                if rng.random() < aug.channel_swap:
                     a = a[::-1]
+                if aug.eq and rng.random() < aug.eq:
+                    a = random_eq(a, sr, rng)
+                if aug.reverb and rng.random() < aug.reverb:
+                    a = random_reverb(a, sr, rng)
             parts.append((is_target, a))
         target = sum(a for is_t, a in parts if is_t)
         other = sum((a for is_t, a in parts if not is_t), np.zeros((2, n), np.float32))
@@ -340,8 +396,9 @@ class ExampleSampler:
                                 self.activity_threshold_db, g)[:, None]
         else:
             y = np.zeros((self.frontend.n_bins, self.frames), np.float32)
-            y[:g.model_bins] = masks.ideal_binary_mask(spec_t[:, :g.model_bins, centre],
-                                                       spec_mix[:, :g.model_bins, centre], channel_axis=0)
+            label = masks.ideal_binary_mask if self.labels == "binary" else masks.magnitude_ratio_mask
+            y[:g.model_bins] = label(spec_t[:, :g.model_bins, centre], spec_mix[:, :g.model_bins, centre],
+                                     channel_axis=0)
             y = y.T
         return x, np.ascontiguousarray(y, dtype=np.float32)
 
