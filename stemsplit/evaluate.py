@@ -58,6 +58,11 @@ def _require_museval():
     require_ffmpeg()
     import museval
 
+    if not hasattr(np.linalg, "linalg"):
+        # museval 0.4.1 names np.linalg.linalg.LinAlgError in an except clause (when a projection is singular);
+        # numpy 2.4 removed that alias, so the clause itself raised AttributeError
+        np.linalg.linalg = np.linalg
+
     return museval
 
 

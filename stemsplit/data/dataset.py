@@ -18,6 +18,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import soundfile as sf
@@ -130,7 +131,34 @@ def find_tracks(root: str | os.PathLike, *, is_wav: bool, subset: str = "train",
         raise DataError(f"Dataset folder not found: {root}")
     if not (root / subset).is_dir():
         return []
+    if is_wav:
+        return _wav_tracks(root / subset, split)
     return [_to_track(mt, is_wav) for mt in _musdb_tracks(root, is_wav, subset, split)]
+
+
+def _musdb_validation_names() -> set[str]:
+    """MUSDB18's official validation tracks, from musdb's own setup file (read without importing musdb, whose
+    import needs ffmpeg)."""
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.find_spec("musdb")
+    if spec is None or spec.origin is None:
+        return set()
+    setup = Path(spec.origin).parent / "configs" / "mus.yaml"
+    return set(yaml.safe_load(setup.read_text()).get("validation_tracks", [])) if setup.exists() else set()
+
+
+def _wav_tracks(folder: Path, split: str | None) -> list[Track]:
+    """Track folders of the decoded wav layout, as ``musdb.DB(is_wav=True)`` finds them (sorted by name, the
+    official split applied), read with soundfile: musdb probes every file with ffprobe, minutes for a
+    thousand tracks."""
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if split is not None:
+        official = _musdb_validation_names()
+        names = [n for n in names if (n in official) == (split == "valid")]
+    return [_to_track(SimpleNamespace(name=n, path=str(folder / n / "mixture.wav")), True) for n in names]
 
 
 def split_tracks(roots: Sequence[str | os.PathLike], *, is_wav: bool, valid_names: Sequence[str] | None = None,

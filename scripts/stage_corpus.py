@@ -1,0 +1,451 @@
+"""Stage a local training corpus of real multitracks in the MUSDB wav layout, outside the repository.
+
+    python scripts/stage_corpus.py --out /work/corpus [--mir1k-repo DIR] [--eir-repo DIR] [--shared DIR]
+                                   [--only eir,instrumental,mir1k] [--jobs 2] [--status-file FILE]
+    python scripts/stage_corpus.py --describe-eir        # the descriptors behind scripts/eir_stems.toml
+    python scripts/stage_corpus.py --out /work/corpus --verify-only
+
+Sources (read from git mirrors or folders; no audio is ever written into the repository):
+
+* ``eir``: "Everything is Remixed" by Software-Entwicklungskit (github.com/ichbinsoftware/everythingisremixed),
+  CC0 1.0 (public domain). 7 songs, 148 stems ``src/<n>.<Song>/<n>.<Song>_Stem_<NAME>_mobile.m4a`` (the
+  mirror holds only these lossy ``_mobile`` AAC encodings, 24 or 48 kHz, 3-110 kb/s; the full-quality files
+  are listed but absent), decoded with ffmpeg (encoder delay removed) and resampled to 44.1 kHz with
+  soxr_hq. Each stem NAME is assigned to vocals / drums / bass / other by ``scripts/eir_stems.toml`` (a stem
+  without an entry stops the run). The
+  ``*_Master_*`` mix is not used: it is offset and mastered, so it is not the sum of the stems.
+  Layout: ``OUT/eir/train/<Song>/{vocals,drums,bass,other,mixture}.wav``, stereo 44.1 kHz PCM_16, every stem
+  written (silent when the song has none), all padded to the longest stem, mixture = exact sum of the four.
+* ``instrumental``: ``SHARED/real-material/instrumental/*.ogg``, real instrumental pieces (no vocals), each under
+  the licence in its ``.txt`` file beside it (CC BY, CC BY-NC, public domain). Layout:
+  ``OUT/instrumental/train/instrumental-<name>/{accompaniment, vocals (silent), mixture}.wav``, 44.1 kHz.
+* ``mir1k``: MIR-1K (Hsu & Jang; research use only), 1,000 karaoke clips at 16 kHz from the mirror
+  github.com/andabi/music-source-separation, ``dataset/mir-1k/Wavfile/*.wav``: left channel = accompaniment,
+  right channel = vocals. Layout: ``OUT/mir1k/train/mir1k-<clip>/{vocals, accompaniment, mixture}.wav``,
+  mono, resampled to 44.1 kHz (soxr_hq); mixture = vocals + accompaniment.
+* MedleyDB (nine "MusicDelta" songs) is already in the MUSDB layout at ``SHARED/real-stems/train/<song>/``: it
+  is not copied; pass that root to training directly.
+
+Every written mixture is the exact sum of the stems written beside it (stems are quantized first, the mixture
+is the integer sum); when the float sum (or a stem) would peak above 0.99, one gain scales all files of the
+track. Files are written under a temporary name and renamed, so an interrupted run leaves no half-written file;
+a track folder whose files all exist is skipped, so a rerun only finishes what is missing.
+
+Validation: everything is staged under ``train/``; hold out the album's last song and two MedleyDB songs with
+``--valid-tracks "7.Francium,MusicDelta - Beatles,MusicDelta - Grunge"`` (printed again at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+SR = 44100
+PEAK = 0.99
+TARGETS = ("vocals", "drums", "bass", "other")
+ROOTS = ("eir", "instrumental", "mir1k")
+MAPPING = Path(__file__).with_name("eir_stems.toml")
+VALID_TRACKS = ("7.Francium", "MusicDelta - Beatles", "MusicDelta - Grunge")
+DEFAULT_MIR1K = "/work/.mirror/andabi+music-source-separation/repo"
+DEFAULT_EIR = "/work/.mirror/ichbinsoftware+everythingisremixed/repo"
+DEFAULT_SHARED = "/work/shared/data"
+MIR1K_DIR = "dataset/mir-1k/Wavfile"
+EIR_SUFFIX = "_mobile.m4a"
+
+
+# ---------------------------------------------------------------- sources: a git mirror or a plain folder
+
+@functools.cache
+def _is_git(repo: Path) -> bool:
+    """A work tree with ``.git`` or a bare repository (not merely a folder inside some repository)."""
+    if (repo / ".git").exists():
+        return True
+    r = subprocess.run(["git", "-C", str(repo), "rev-parse", "--is-bare-repository"], capture_output=True, text=True)
+    return r.returncode == 0 and r.stdout.strip() == "true"
+
+
+def list_files(repo: Path, prefix: str) -> list[str]:
+    """Paths under ``prefix`` in a git repository's HEAD (bare mirrors too) or in a plain folder."""
+    if _is_git(repo):
+        out = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", prefix],
+                             capture_output=True, check=True).stdout
+        return sorted(p for p in out.decode().split("\0") if p)
+    return sorted(str(p.relative_to(repo)) for p in (repo / prefix).rglob("*") if p.is_file())
+
+
+def read_bytes(repo: Path, path: str) -> bytes:
+    if _is_git(repo):
+        return subprocess.run(["git", "-C", str(repo), "cat-file", "blob", f"HEAD:{path}"],
+                              capture_output=True, check=True).stdout
+    return (repo / path).read_bytes()
+
+
+def source_commit(repo: Path) -> str | None:
+    r = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+# ---------------------------------------------------------------- writing
+
+def write_wav(path: Path, data: np.ndarray, sr: int = SR) -> None:
+    """Write int16 ``(channels, samples)`` as PCM_16 WAV under a temporary name, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        sf.write(str(tmp), data.T, sr, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_track(folder: Path, stems: dict[str, np.ndarray]) -> float:
+    """Write float stems ``(channels, n)`` and their sum as ``mixture.wav``; returns the common gain applied.
+
+    The stems are scaled by one gain so that neither the float sum nor any stem peaks above ``PEAK``, quantized
+    to int16, and the mixture is written as the integer sum of the quantized stems (mixture == sum exactly).
+    """
+    mix = sum(stems.values())
+    peak = max([float(np.max(np.abs(mix)))] + [float(np.max(np.abs(s))) for s in stems.values()])
+    gain = PEAK / peak if peak > PEAK else 1.0
+    folder.mkdir(parents=True, exist_ok=True)
+    total = np.zeros(mix.shape, dtype=np.int32)
+    for name, x in stems.items():
+        q = np.clip(np.round(x * (gain * 32767.0)), -32768, 32767).astype(np.int16)
+        total += q
+        write_wav(folder / f"{name}.wav", q)
+    if np.max(np.abs(total)) > 32767:  # cannot happen with PEAK < 1 (rounding adds at most a few LSB)
+        raise RuntimeError(f"{folder}: mixture overflows int16 after quantization")
+    write_wav(folder / "mixture.wav", total.astype(np.int16))
+    return gain
+
+
+def complete(folder: Path, names: tuple[str, ...]) -> bool:
+    return all((folder / f"{n}.wav").is_file() for n in names)
+
+
+# ---------------------------------------------------------------- the album (Everything is Remixed)
+
+def eir_songs(repo: Path) -> dict[str, list[tuple[str, str]]]:
+    """``{song: [(NAME, path), ...]}`` for every ``_Stem_`` mobile file (masters left out)."""
+    songs: dict[str, list[tuple[str, str]]] = {}
+    for path in list_files(repo, "src"):
+        parts = path.split("/")
+        if len(parts) != 3 or not parts[2].endswith(EIR_SUFFIX):
+            continue
+        song, base = parts[1], parts[2][: -len(EIR_SUFFIX)]
+        if "_Master" in base:
+            continue
+        prefix = f"{song}_Stem_"
+        if not base.startswith(prefix):
+            raise SystemExit(f"Unexpected file name in the album: {path} (expected {prefix}<NAME>{EIR_SUFFIX})")
+        songs.setdefault(song, []).append((base[len(prefix):], path))
+    if not songs:
+        raise SystemExit(f"No album stems (src/<n>.<Song>/*_Stem_*{EIR_SUFFIX}) found in {repo}")
+    return dict(sorted(songs.items()))
+
+
+def load_mapping(songs: dict[str, list[tuple[str, str]]], path: Path = MAPPING) -> dict[str, dict[str, str]]:
+    """The NAME -> target mapping per song; exits with a clear message when a stem has no valid entry."""
+    with open(path, "rb") as f:
+        table = tomllib.load(f)
+    missing, bad = [], []
+    for song, stems in songs.items():
+        entries = table.get(song, {})
+        for name, _ in stems:
+            if name not in entries:
+                missing.append(f'[{song}] "{name}"')
+            elif entries[name] not in TARGETS:
+                bad.append(f'[{song}] "{name}" = "{entries[name]}"')
+    if missing or bad:
+        msg = [f"{path} does not map every album stem to one of {', '.join(TARGETS)}:"]
+        msg += [f"  no entry for {m}" for m in missing] + [f"  invalid target {b}" for b in bad]
+        msg.append("Add the lines above to the mapping (use --describe-eir for evidence) and rerun.")
+        raise SystemExit("\n".join(msg))
+    for song, entries in table.items():
+        stale = set(entries) - {name for name, _ in songs.get(song, [])}
+        if stale:
+            print(f"warning: {path.name} maps stems not in the album for {song}: {sorted(stale)}", file=sys.stderr)
+    return {song: dict(table[song]) for song in songs}
+
+
+def _ffmpeg_decode(data: bytes, *, channels: int, sr: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode encoded bytes with ffmpeg to float32 ``(channels, n)`` at the stream's rate (or ``sr``)."""
+    with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
+        src = Path(tmp) / "in.m4a"
+        src.write_bytes(data)
+        if sr is None:
+            sr = int(subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                                     "stream=sample_rate", "-of", "csv=p=0", str(src)],
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", str(src), "-map", "0:a:0",
+                              "-ac", str(channels), "-ar", str(sr), "-f", "f32le", "-c:a", "pcm_f32le", "-"],
+                             capture_output=True, check=True).stdout
+    return np.frombuffer(pcm, dtype=np.float32).reshape(-1, channels).T.copy(), sr
+
+
+def _decode_stem(job: tuple[str, str]) -> tuple[np.ndarray, int]:
+    """Decode one album stem to stereo float32 at 44.1 kHz (native-rate decode, then soxr_hq)."""
+    import librosa
+
+    repo, path = job
+    x, sr = _ffmpeg_decode(read_bytes(Path(repo), path), channels=2)
+    if sr != SR:
+        x = librosa.resample(x, orig_sr=sr, target_sr=SR, res_type="soxr_hq", axis=-1).astype(np.float32)
+    return x, sr
+
+
+def stage_eir(repo: Path, out: Path, jobs: int) -> None:
+    songs = eir_songs(repo)
+    mapping = load_mapping(songs)
+    files = (*TARGETS, "mixture")
+    report = {"source": "github.com/ichbinsoftware/everythingisremixed", "commit": source_commit(repo),
+              "licence": "CC0-1.0", "mapping": str(MAPPING.name), "songs": {}}
+    manifest = out / "eir" / "manifest.json"
+    if manifest.exists():
+        report["songs"] = json.loads(manifest.read_text()).get("songs", {})
+    with ProcessPoolExecutor(jobs) as pool:
+        for song, stems in tqdm(songs.items(), desc="eir songs", unit="song"):
+            folder = out / "eir" / "train" / song
+            if complete(folder, files):
+                tqdm.write(f"eir: {song} already staged, skipped")
+                continue
+            sums: dict[str, np.ndarray] = {}
+            lengths: dict[str, int] = {}
+            rates: dict[str, int] = {}
+            jobs_ = [(str(repo), path) for _, path in stems]
+            it = pool.map(_decode_stem, jobs_)
+            for (name, _), (x, sr) in tqdm(zip(stems, it, strict=True), total=len(stems), desc=song,
+                                           unit="stem", leave=False):
+                lengths[name], rates[name] = x.shape[1], sr
+                target = mapping[song][name]
+                acc = sums.get(target)
+                if acc is None:
+                    sums[target] = x
+                else:
+                    n = max(acc.shape[1], x.shape[1])
+                    acc = np.pad(acc, ((0, 0), (0, n - acc.shape[1])))
+                    acc[:, : x.shape[1]] += x
+                    sums[target] = acc
+            n = max(lengths.values())
+            full = {t: np.pad(sums[t], ((0, 0), (0, n - sums[t].shape[1]))) if t in sums
+                    else np.zeros((2, n), np.float32) for t in TARGETS}
+            short = {k: round((n - v) / SR, 3) for k, v in lengths.items() if n - v > SR // 2}
+            gain = write_track(folder, full)
+            tqdm.write(f"eir: {song}: {len(stems)} stems, {n / SR:.2f} s (stems {min(lengths.values()) / SR:.2f}-"
+                       f"{n / SR:.2f} s), gain {gain:.3f}" + (f"; ends early (s short): {short}" if short else ""))
+            report["songs"][song] = {
+                "samples": n, "gain": gain,
+                "stems": {name: {"target": mapping[song][name], "samples": lengths[name], "source_sr": rates[name]}
+                          for name, _ in stems}}
+            _write_json(manifest, report)
+    _write_json(manifest, report)
+
+
+# ---------------------------------------------------------------- instrumental pieces
+
+def stage_instrumental(shared: Path, out: Path) -> None:
+    import librosa
+
+    pieces = sorted((shared / "real-material" / "instrumental").glob("*.ogg"))
+    if not pieces:
+        raise SystemExit(f"No instrumental pieces (*.ogg) under {shared / 'real-material' / 'instrumental'}")
+    report = {"source": str(shared / "real-material" / "instrumental"), "licence": "per <piece>.txt", "tracks": {}}
+    for piece in tqdm(pieces, desc="instrumental", unit="piece"):
+        name = f"instrumental-{piece.stem[:40]}"
+        folder = out / "instrumental" / "train" / name
+        licence = piece.with_suffix(".txt")
+        report["tracks"][name] = {"file": piece.name,
+                                  "licence": licence.read_text().strip() if licence.exists() else None}
+        if complete(folder, ("accompaniment", "vocals", "mixture")):
+            continue
+        data, sr = sf.read(str(piece), dtype="float32", always_2d=True)
+        x = data.T
+        if sr != SR:
+            x = librosa.resample(x, orig_sr=sr, target_sr=SR, res_type="soxr_hq", axis=-1).astype(np.float32)
+        write_track(folder, {"accompaniment": x, "vocals": np.zeros_like(x)})
+    _write_json(out / "instrumental" / "manifest.json", report)
+
+
+# ---------------------------------------------------------------- MIR-1K
+
+def _mir1k_clip(job: tuple[str, str, str]) -> str:
+    import librosa
+
+    repo, path, folder = job
+    data, sr = sf.read(io.BytesIO(read_bytes(Path(repo), path)), dtype="float32", always_2d=True)
+    if data.shape[1] != 2:
+        raise RuntimeError(f"{path}: expected 2 channels (accompaniment, vocals), got {data.shape[1]}")
+    x = data.T
+    if sr != SR:
+        x = librosa.resample(x, orig_sr=sr, target_sr=SR, res_type="soxr_hq", axis=-1).astype(np.float32)
+    write_track(Path(folder), {"vocals": x[1:2], "accompaniment": x[0:1]})
+    return folder
+
+
+def stage_mir1k(repo: Path, out: Path, jobs: int) -> None:
+    clips = [p for p in list_files(repo, MIR1K_DIR) if p.endswith(".wav")]
+    if not clips:
+        raise SystemExit(f"No MIR-1K clips under {repo}/{MIR1K_DIR}")
+    todo = []
+    for path in clips:
+        folder = out / "mir1k" / "train" / f"mir1k-{Path(path).stem}"
+        if not complete(folder, ("vocals", "accompaniment", "mixture")):
+            todo.append((str(repo), path, str(folder)))
+    print(f"mir1k: {len(clips)} clips, {len(clips) - len(todo)} already staged")
+    with ProcessPoolExecutor(jobs) as pool:
+        for _ in tqdm(pool.map(_mir1k_clip, todo, chunksize=8), total=len(todo), desc="mir1k", unit="clip"):
+            pass
+    _write_json(out / "mir1k" / "manifest.json",
+                {"source": "MIR-1K via github.com/andabi/music-source-separation", "commit": source_commit(repo),
+                 "licence": "research use only", "clips": len(clips)})
+
+
+# ---------------------------------------------------------------- descriptors and checks
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def descriptors(x: np.ndarray, sr: int) -> dict[str, float]:
+    """Energy share below 150/200 Hz, harmonic share (HPSS on the magnitude STFT), centroid, level, activity.
+
+    ``x`` is mono; frames 60 dB below the loudest are dropped first (most stems are silent most of the time).
+    """
+    import librosa
+
+    S = np.abs(librosa.stft(x, n_fft=2048, hop_length=512))
+    e = (S**2).sum(axis=0)
+    keep = e > e.max() * 1e-6
+    S = S[:, keep]
+    P = S**2
+    f = librosa.fft_frequencies(sr=sr, n_fft=2048)
+    total = P.sum()
+    H, Pc = librosa.decompose.hpss(S)
+    h2, p2 = float((H**2).sum()), float((Pc**2).sum())
+    return {"low150": float(P[f < 150].sum() / total), "low200": float(P[f < 200].sum() / total),
+            "harmonic": h2 / (h2 + p2), "centroid": float((f[:, None] * P).sum() / total),
+            "rms_db": float(10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-20)), "active": float(keep.mean())}
+
+
+def _describe_job(job: tuple[str, str]) -> dict[str, float]:
+    repo, path = job
+    x, sr = _ffmpeg_decode(read_bytes(Path(repo), path), channels=1, sr=22050)
+    return descriptors(x[0], sr)
+
+
+def describe_eir(repo: Path, jobs: int) -> None:
+    """Print the descriptors of every album stem with its mapped target (evidence for the mapping)."""
+    songs = eir_songs(repo)
+    table = tomllib.loads(MAPPING.read_text()) if MAPPING.exists() else {}
+    todo = [(song, name, path) for song, stems in songs.items() for name, path in stems]
+    print(f"{'song':12} {'stem':24} {'target':7} {'<150Hz':>6} {'<200Hz':>6} {'harm':>5} {'centr':>6} "
+          f"{'rmsdB':>6} {'active':>6}")
+    with ProcessPoolExecutor(jobs) as pool:
+        for (song, name, _), d in zip(todo, pool.map(_describe_job, [(str(repo), p) for _, _, p in todo]),
+                                      strict=True):
+            target = table.get(song, {}).get(name, "?")
+            print(f"{song:12} {name:24} {target:7} {d['low150']:6.2f} {d['low200']:6.2f} {d['harmonic']:5.2f} "
+                  f"{d['centroid']:6.0f} {d['rms_db']:6.1f} {d['active']:6.2f}", flush=True)
+
+
+def verify(out: Path, shared: Path, roots: list[str]) -> None:
+    """Per root: tracks, total duration, mixture == sum of stems on a few tracks; the album's energy shares."""
+    print("\nverification")
+    checks = {"eir": None, "instrumental": None, "mir1k": 5}
+    for root in roots:
+        folders = sorted(p for p in (out / root / "train").glob("*") if p.is_dir())
+        frames = [sf.info(str(p / "mixture.wav")).frames for p in folders if (p / "mixture.wav").exists()]
+        print(f"  {root:13} {len(folders):5d} tracks, {sum(frames) / SR / 60:7.1f} min")
+        k = checks[root]
+        sample = folders if k is None else [folders[i] for i in np.linspace(0, len(folders) - 1, k).astype(int)]
+        worst = 0.0
+        for p in sample:
+            mix = sf.read(str(p / "mixture.wav"), dtype="float32", always_2d=True)[0]
+            total = sum(sf.read(str(s), dtype="float32", always_2d=True)[0] for s in sorted(p.glob("*.wav"))
+                        if s.stem != "mixture")
+            worst = max(worst, float(np.max(np.abs(mix - total))))
+        print(f"  {'':13} max |mixture - sum of stems| over {len(sample)} tracks: {worst:.2e}"
+              + ("  OK" if worst <= 1e-3 else "  FAILED"))
+    medley = sorted(p.name for p in (shared / "real-stems" / "train").glob("*") if p.is_dir())
+    print(f"  {'real-stems':13} {len(medley):5d} tracks (MedleyDB, used in place: {shared / 'real-stems'})")
+    if "eir" in roots:
+        print("\n  album energy shares (of the sum of the four stems' energies)")
+        print(f"  {'song':12} {'vocals':>7} {'drums':>7} {'bass':>7} {'other':>7} {'min':>6}")
+        for p in sorted((out / "eir" / "train").glob("*")):
+            e = {t: float(np.sum(sf.read(str(p / f"{t}.wav"), dtype="float32")[0].astype(np.float64) ** 2))
+                 for t in TARGETS}
+            tot = sum(e.values()) or 1.0
+            n = sf.info(str(p / "mixture.wav")).frames
+            print(f"  {p.name:12} " + " ".join(f"{e[t] / tot:7.2f}" for t in TARGETS) + f" {n / SR / 60:6.2f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("/work/corpus"), help="corpus folder (outside the repository)")
+    ap.add_argument("--mir1k-repo", type=Path, default=Path(DEFAULT_MIR1K))
+    ap.add_argument("--eir-repo", type=Path, default=Path(DEFAULT_EIR))
+    ap.add_argument("--shared", type=Path, default=Path(DEFAULT_SHARED), help="shared data folder")
+    ap.add_argument("--only", default=",".join(ROOTS), help=f"comma-separated subset of {','.join(ROOTS)}")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel decoding processes (default 2)")
+    ap.add_argument("--status-file", type=Path, help="append '<ROOT> DONE' to this file as each root finishes")
+    ap.add_argument("--describe-eir", action="store_true", help="print the album stems' descriptors and exit")
+    ap.add_argument("--verify-only", action="store_true", help="only run the checks on an existing corpus")
+    args = ap.parse_args(argv)
+    for tool in ("ffmpeg", "ffprobe", "git"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found (Debian: apt-get install ffmpeg git)")
+    if args.describe_eir:
+        describe_eir(args.eir_repo, args.jobs)
+        return
+    roots = [r for r in ROOTS if r in {s.strip() for s in args.only.split(",") if s.strip()}]
+    unknown = {s.strip() for s in args.only.split(",") if s.strip()} - set(ROOTS)
+    if unknown or not roots:
+        raise SystemExit(f"--only takes a comma-separated subset of {','.join(ROOTS)}, got {args.only!r}")
+    repo_root = Path(__file__).resolve().parents[1]
+    if args.out.resolve().is_relative_to(repo_root):
+        raise SystemExit(f"--out {args.out} is inside the repository; stage the corpus outside it")
+    if not args.verify_only:
+        if "eir" in roots:  # check the mapping before any long work
+            load_mapping(eir_songs(args.eir_repo))
+        for root in roots:
+            t0 = time.time()
+            if root == "eir":
+                stage_eir(args.eir_repo, args.out, args.jobs)
+            elif root == "instrumental":
+                stage_instrumental(args.shared, args.out)
+            else:
+                stage_mir1k(args.mir1k_repo, args.out, args.jobs)
+            print(f"{root}: done in {time.time() - t0:.0f} s", flush=True)
+            if args.status_file:
+                with open(args.status_file, "a") as f:
+                    f.write(f"{root.upper()} DONE\n")
+    verify(args.out, args.shared, roots)
+    roots_arg = " ".join(f"--musdb-root {args.out / r}" for r in ROOTS) + f" --musdb-root {args.shared / 'real-stems'}"
+    print(f"\ntrain with: --is-wav {roots_arg} --valid-tracks \"{','.join(VALID_TRACKS)}\"")
+
+
+if __name__ == "__main__":
+    main()
