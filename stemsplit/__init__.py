@@ -6,6 +6,7 @@ The public API::
     stems = stemsplit.separate(audio, sr, targets=("vocals", "drums", "bass", "other"))
     vocals, accompaniment = stemsplit.isolate_vocals(audio, sr)
     sep = stemsplit.Separator(("vocals",)); sep.separate_file("song.mp3", "out/")
+    stream = stemsplit.StreamSeparator(("vocals",), sr=44100, channels=2); stream.push(chunk); stream.flush()
     stemsplit.list_targets()
 """
 
@@ -20,17 +21,21 @@ from .errors import (
     AudioError,
     AudioFileError,
     CheckpointError,
+    ClippingWarning,
     DataError,
     DependencyError,
     InvalidAudioError,
     MissingCheckpointError,
     OptionError,
-    SilentAudioError,
+    OutputError,
+    SilentAudioWarning,
     StemsplitError,
+    StemsplitWarning,
     TargetError,
     UnknownTargetError,
 )
 from .separate import ProgressFn, Separator
+from .stream import StreamSeparator
 from .targets import TargetSpec, discover
 from .vad import detect_vocals, vocal_segments
 
@@ -40,13 +45,14 @@ __all__ = [
     "detect_vocals",
     "vocal_segments",
     "Separator",
+    "StreamSeparator",
     "list_targets",
     "TargetSpec",
     "StemsplitError",
     "AudioError",
     "AudioFileError",
     "InvalidAudioError",
-    "SilentAudioError",
+    "OutputError",
     "TargetError",
     "UnknownTargetError",
     "CheckpointError",
@@ -54,6 +60,9 @@ __all__ = [
     "OptionError",
     "DependencyError",
     "DataError",
+    "StemsplitWarning",
+    "SilentAudioWarning",
+    "ClippingWarning",
 ]
 
 __version__ = "0.1.0"
@@ -88,6 +97,11 @@ def separate(audio: np.ndarray, sr: int, targets: Sequence[str] = ("vocals",), *
     -------
     dict of str to np.ndarray
         Stems shaped like ``audio``, at ``sr``; with the residual they add up to ``audio``.
+
+    Warns
+    -----
+    SilentAudioWarning
+        ``audio`` is all zeros: the stems are too.
 
     Examples
     --------

@@ -5,36 +5,133 @@ Audio in memory is float32 shaped ``(channels, samples)`` with its sample rate p
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from .checkpoint import atomic_path
-from .errors import AudioFileError, InvalidAudioError, OptionError, SilentAudioError
+from .errors import AudioFileError, InvalidAudioError, OptionError, OutputError
 from .spectral import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
-__all__ = ["atomic_path", "FORMATS", "as_channels_first", "validate", "load", "open_reader", "AudioReader", "ArrayReader",
-           "StemWriter", "write", "resample"]
+__all__ = ["atomic_path", "FORMATS", "SAMPLE_FORMATS", "CLIP_MODES", "Encoding", "as_float32", "as_channels_first",
+           "validate", "is_silent", "load", "open_reader", "AudioReader", "ArrayReader", "StemWriter", "write",
+           "resample", "check_output_dir"]
 
-#: output format -> (soundfile format, subtype); float WAV keeps stems exact and free of clipping
+#: output format -> (soundfile container, subtype for lossy formats; PCM formats take theirs from the Encoding)
 FORMATS: dict[str, tuple[str, str | None]] = {
-    "wav": ("WAV", "FLOAT"),
-    "flac": ("FLAC", "PCM_24"),
+    "wav": ("WAV", None),
+    "flac": ("FLAC", None),
     "ogg": ("OGG", "VORBIS"),
     "mp3": ("MP3", "MPEG_LAYER_III"),
 }
 
+#: sample format -> (soundfile subtype, integer full scale or None for float)
+SAMPLE_FORMATS: dict[str, tuple[str, int | None]] = {
+    "int16": ("PCM_16", 2 ** 15),
+    "int24": ("PCM_24", 2 ** 23),
+    "float32": ("FLOAT", None),
+}
+
+#: what happens to samples beyond full scale: clamped to it, or kept (float32 only)
+CLIP_MODES = ("clamp", "none")
+
+_LOSSLESS_SAMPLE_FORMATS = {"wav": ("int16", "int24", "float32"), "flac": ("int16", "int24")}
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How stems are stored in files.
+
+    Parameters
+    ----------
+    format : {"wav", "flac", "ogg", "mp3"}
+        The container.
+    sample_format : {"int16", "int24", "float32"} or None
+        wav and flac only (flac has no float32); None means 16-bit PCM for wav and flac. Integer samples are
+        rounded to the nearest step, without dither.
+    clip : {"clamp", "none"}
+        Samples beyond full scale (a stem of a loud master can exceed it where the other stems cancel it in the
+        mix) are clamped to full scale, or kept as they are (``"none"``: float32 WAV only).
+
+    Examples
+    --------
+    >>> Encoding("wav")                                          # 16-bit PCM, clamped
+    Encoding(format='wav', sample_format='int16', clip='clamp')
+    >>> Encoding("wav", "float32", clip="none").subtype
+    'FLOAT'
+    """
+
+    format: str = "wav"
+    sample_format: str | None = None
+    clip: str = "clamp"
+
+    def __post_init__(self) -> None:
+        fmt = check_format(self.format)
+        object.__setattr__(self, "format", fmt)
+        allowed = _LOSSLESS_SAMPLE_FORMATS.get(fmt, ())
+        sample = self.sample_format
+        if sample is None:
+            sample = "int16" if allowed else None
+        elif sample not in SAMPLE_FORMATS:
+            raise OptionError(f"Unknown sample format {sample!r}; choose one of {', '.join(SAMPLE_FORMATS)}.")
+        elif sample not in allowed:
+            raise OptionError(f"{fmt} cannot store {sample} samples"
+                              + (f"; choose {' or '.join(allowed)}." if allowed else
+                                 " (a lossy format has no sample format): choose wav or flac."))
+        object.__setattr__(self, "sample_format", sample)
+        if self.clip not in CLIP_MODES:
+            raise OptionError(f"Unknown clip mode {self.clip!r}; choose one of {', '.join(CLIP_MODES)}.")
+        if self.clip == "none" and sample != "float32":
+            raise OptionError("Keeping samples beyond full scale (clip 'none') needs float32 WAV: integer and "
+                              "lossy formats cannot store them.")
+
+    @classmethod
+    def exact(cls, fmt: str) -> Encoding:
+        """The most faithful encoding of ``fmt``: float32 WAV unclamped, 24-bit FLAC (training data, mixes)."""
+        fmt = check_format(fmt)
+        if fmt == "wav":
+            return cls(fmt, "float32", clip="none")
+        return cls(fmt, "int24" if fmt == "flac" else None)
+
+    @property
+    def subtype(self) -> str | None:
+        """The soundfile subtype written."""
+        return SAMPLE_FORMATS[self.sample_format][0] if self.sample_format else FORMATS[self.format][1]
+
+    def quantise(self, block: np.ndarray) -> np.ndarray:
+        """Samples ``(channels, n)`` float32 as written: clamped per :attr:`clip`, then rounded to the nearest
+        integer step for PCM (an int16 array, or int24 steps held in the top bits of an int32 array)."""
+        if self.clip == "clamp":
+            block = np.clip(block, -1.0, 1.0)
+        scale = SAMPLE_FORMATS[self.sample_format][1] if self.sample_format else None
+        if scale is None:
+            return np.asarray(block, dtype=np.float32)
+        q = np.clip(np.rint(block.astype(np.float64) * scale), -scale, scale - 1)
+        if self.sample_format == "int16":
+            return q.astype(np.int16)
+        return q.astype(np.int32) << 8  # soundfile's int32 full scale is 2**31: 24-bit steps sit in the top bits
+
+
+def as_float32(audio: np.ndarray) -> np.ndarray:
+    """Samples as float32 (integers scaled to full scale), any shape."""
+    a = np.asarray(audio)
+    if a.dtype.kind in "iu":
+        return (a.astype(np.float32) / float(np.iinfo(a.dtype).max)).astype(np.float32, copy=False)
+    if a.dtype.kind != "f":
+        raise InvalidAudioError(f"Audio must be a numeric array, got dtype {a.dtype}.")
+    return a.astype(np.float32, copy=False)
+
 
 def as_channels_first(audio: np.ndarray) -> tuple[np.ndarray, bool]:
     """Return ``(audio as (channels, samples) float32, whether the input was 1-D)``."""
-    a = np.asarray(audio)
-    if a.dtype.kind in "iu":
-        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max)
-    elif a.dtype.kind != "f":
-        raise InvalidAudioError(f"Audio must be a numeric array, got dtype {a.dtype}.")
+    a = as_float32(audio)
     if a.ndim == 1:
         return a[None, :].astype(np.float32, copy=False), True
     if a.ndim != 2:
@@ -83,18 +180,19 @@ def validate(audio: np.ndarray, sr: float, *, name: str = "The audio") -> tuple[
     Raises
     ------
     InvalidAudioError
-        Empty, non-finite, wrongly shaped, or an unsupported rate.
-    SilentAudioError
-        Only zeros.
+        Empty, non-finite, wrongly shaped, or an unsupported rate. (Silence is valid: see :func:`is_silent`.)
     """
     a, was_1d = as_channels_first(audio)
     sr = check_rate(sr)
     if a.shape[-1] == 0 or a.shape[0] == 0:
         raise InvalidAudioError(f"{name} is empty (zero samples).")
     check_block(a, name)
-    if not np.any(a):
-        raise SilentAudioError(f"{name} is silent (all samples are zero): nothing to separate.")
     return a, sr, was_1d
+
+
+def is_silent(audio: np.ndarray) -> bool:
+    """True when every sample is zero (digital silence)."""
+    return not np.any(audio)
 
 
 class ArrayReader:
@@ -138,8 +236,9 @@ class AudioReader:
         if want > buf_end:
             try:
                 new = self._sf.read(want - buf_end, dtype="float32", always_2d=True).T
-            except (sf.LibsndfileError, RuntimeError) as e:
-                raise AudioFileError(f"Could not decode {self.path}: {e}") from None
+            except (sf.LibsndfileError, RuntimeError):
+                raise AudioFileError(f"Could not decode {self.path} past {buf_end / self.sr:.1f} s: the file is "
+                                     "damaged or cut short.") from None
             check_block(new, str(self.path), buf_end / self.sr)
             if new.shape[1] < want - buf_end:  # the header promised more than the stream holds
                 self.frames = buf_end + new.shape[1]
@@ -196,8 +295,12 @@ def _decode_with_librosa(p: Path) -> tuple[np.ndarray, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             y, sr = librosa.load(str(p), sr=None, mono=False)
-    except Exception as e:  # audioread raises many unrelated types
-        raise AudioFileError(f"Could not decode {p}: {type(e).__name__}: {e}".rstrip(": ")) from None
+    except Exception:  # audioread raises many unrelated types, none of them news to a musician
+        hint = "" if shutil.which("ffmpeg") else (
+            " (ffmpeg is not installed: apt-get install ffmpeg, or bash scripts/install-system-deps.sh in a "
+            "stemsplit checkout)")
+        raise AudioFileError(f"Could not decode {p}: not an audio file, or a format ffmpeg cannot read{hint}.") \
+            from None
     y = np.atleast_2d(y).astype(np.float32)
     check_block(y, str(p))
     return y, int(sr)
@@ -235,42 +338,137 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-class StemWriter:
-    """Writes one stem block by block into a temporary file; :meth:`commit` renames it into place."""
+def check_output_dir(folder: str | os.PathLike) -> Path:
+    """Make sure files can be created in ``folder`` (or in the folders that would be made for it), before any
+    work starts; creates nothing.
 
-    def __init__(self, path: Path, sr: int, channels: int, fmt: str):
+    Raises
+    ------
+    OutputError
+        A file stands where a folder is needed, or the nearest existing folder cannot be written.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.is_symlink():
+            raise OutputError(f"Cannot write into {folder}: {probe} is a broken link.")
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "it is" if probe == folder else f"{probe} is"
+        raise OutputError(f"Cannot write into {folder}: {where} a file, not a folder.")
+    try:  # os.access says yes to root on read-only mounts and /proc: only creating a file tells
+        fd, tmp = tempfile.mkstemp(prefix=".stemsplit-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputError(f"Cannot write into {folder}: {_os_reason(e)}.") from None
+    return folder
+
+
+def _os_reason(e: OSError) -> str:
+    """An OS error as a musician reads it."""
+    if e.errno == errno.ENOSPC:
+        return "the disk is full"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied" if e.errno != errno.EROFS else "the disk is read-only"
+    return (e.strerror or str(e)).rstrip(".").lower()
+
+
+class StemWriter:
+    """Writes one stem block by block into a temporary file; :meth:`commit` renames it into place.
+
+    Parameters
+    ----------
+    path : Path
+        The final file.
+    sr, channels : int
+    encoding : Encoding or str
+        How samples are stored; a format name means :meth:`Encoding.exact` (float32 WAV, 24-bit FLAC).
+
+    Attributes
+    ----------
+    peak : float
+        Largest absolute sample handed to :meth:`write` (before clamping).
+    clipped : int
+        Samples beyond full scale so far (clamped unless ``encoding.clip`` is ``"none"``).
+    """
+
+    def __init__(self, path: Path, sr: int, channels: int, encoding: Encoding | str):
         self.path = path
-        fmt = check_format(fmt)
-        major, subtype = FORMATS[fmt]
-        if fmt == "mp3" and sr not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
+        enc = encoding if isinstance(encoding, Encoding) else Encoding.exact(encoding)
+        self.encoding = enc
+        self.peak, self.clipped = 0.0, 0
+        major = FORMATS[enc.format][0]
+        if enc.format == "mp3" and sr not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
             raise OptionError(f"mp3 cannot store {sr} Hz audio; choose wav or flac.")
-        self._atomic = atomic_path(path, "." + fmt)
-        tmp = self._atomic.__enter__()
+        self._atomic = atomic_path(path, "." + enc.format)
         try:
-            self._sf = sf.SoundFile(str(tmp), "w", samplerate=sr, channels=channels, format=major, subtype=subtype)
+            tmp = self._atomic.__enter__()
+        except OSError as e:
+            raise OutputError(f"Cannot write {path}: {_os_reason(e)}.") from None
+        try:
+            self._sf = sf.SoundFile(str(tmp), "w", samplerate=sr, channels=channels, format=major,
+                                    subtype=enc.subtype)
         except (sf.LibsndfileError, RuntimeError) as e:
             self._atomic.__exit__(type(e), e, None)
-            raise OptionError(f"Cannot write {fmt} at {sr} Hz with {channels} channels: {e}") from None
+            raise OptionError(f"Cannot write {enc.format} at {sr} Hz with {channels} channels: {e}") from None
 
     def write(self, block: np.ndarray) -> None:
         """Append samples shaped (channels, n)."""
-        self._sf.write(np.ascontiguousarray(block.T))
+        if block.size:
+            self.peak = max(self.peak, float(np.abs(block).max()))
+            self.clipped += int(np.count_nonzero(np.abs(block) > 1.0))
+        try:
+            self._sf.write(np.ascontiguousarray(self.encoding.quantise(block).T))
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            raise OutputError(f"Could not write {self.path}: {_write_reason(e, self._sf.name)}.") from None
 
     def commit(self) -> Path:
-        self._sf.close()
-        self._atomic.__exit__(None, None, None)
+        """Close the file and rename it into place; returns the final path."""
+        try:
+            self._sf.close()
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            self._atomic.__exit__(type(e), e, None)
+            raise OutputError(f"Could not write {self.path}: {_write_reason(e, self._sf.name)}.") from None
+        try:
+            self._atomic.__exit__(None, None, None)
+        except OSError as e:
+            self._atomic.__exit__(type(e), e, None)
+            why = "a folder of that name is in the way" if self.path.is_dir() else _os_reason(e)
+            raise OutputError(f"Could not write {self.path}: {why}.") from None
         return self.path
 
     def abort(self) -> None:
-        self._sf.close()
+        """Close and remove the temporary file."""
+        try:
+            self._sf.close()
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            pass  # a full disk can fail the final flush too; the file goes anyway
         self._atomic.__exit__(RuntimeError, None, None)
 
 
-def write(path: str | os.PathLike, audio: np.ndarray, sr: int, *, fmt: str | None = None) -> Path:
-    """Write a whole signal ``(channels, samples)`` or ``(samples,)`` atomically."""
+def _write_reason(e: Exception, name: str) -> str:
+    """Why a write failed: the OS error, or the free space libsndfile does not name."""
+    if isinstance(e, OSError):
+        return _os_reason(e)
+    try:
+        if shutil.disk_usage(os.path.dirname(name) or ".").free < 1 << 20:
+            return "the disk is full"
+    except OSError:
+        pass
+    return "the disk refused the data (full, removed or read-only?)"
+
+
+def write(path: str | os.PathLike, audio: np.ndarray, sr: int, *, fmt: str | None = None,
+          encoding: Encoding | None = None) -> Path:
+    """Write a whole signal ``(channels, samples)`` or ``(samples,)`` atomically.
+
+    By default in the format's most faithful encoding (:meth:`Encoding.exact`: float32 WAV keeps training data
+    exact); pass ``encoding`` to choose.
+    """
     path = Path(path)
     a, _ = as_channels_first(audio)
-    w = StemWriter(path, int(sr), a.shape[0], fmt or path.suffix.lstrip(".") or "wav")
+    w = StemWriter(path, int(sr), a.shape[0], encoding or (fmt or path.suffix.lstrip(".") or "wav"))
     try:
         w.write(a)
     except BaseException:

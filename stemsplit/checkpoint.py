@@ -225,7 +225,11 @@ def load_model(path: str | os.PathLike) -> tuple[Any, Any, dict[str, Any]]:
         spec = TargetSpec.from_dict(meta["target"])
     except (KeyError, StemsplitError) as e:
         raise CheckpointError(f"Checkpoint {path} has an invalid target description ({e}).") from None
-    model = MaskCNN(spec.model, rngs=nnx.Rngs(0))
+    # built from shapes alone: drawing random weights only to replace them compiles dozens of small XLA
+    # programs, most of a cold start-up (docs/performance.md)
+    model = nnx.eval_shape(lambda: MaskCNN(spec.model, rngs=nnx.Rngs(0)))
+    if jax.tree.leaves(nnx.state(model, nnx.Not(nnx.Param))):  # state a checkpoint does not hold: draw it
+        model = MaskCNN(spec.model, rngs=nnx.Rngs(0))
     state = nnx.state(model, nnx.Param)
     nnx.update(model, arrays_to_tree(state, arrays, "param/", source=str(path)))
     model.eval()

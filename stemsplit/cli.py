@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, OptionError, StemsplitError
+from .errors import ClippingWarning, DataError, OptionError, OutputError, StemsplitError, StemsplitWarning
 
 EXIT_USAGE = 2
 
@@ -54,18 +55,46 @@ def _shares_arg(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _progress_bar(total: int, desc: str, unit_scale: float, quiet: bool):
-    """A tqdm bar advanced by (done, total) sample callbacks, shown in seconds of audio."""
+def _progress_bar(total: int, desc: str, unit_scale: float, quiet: bool, loading: bool = False):
+    """A tqdm bar advanced by (done, total) sample callbacks, shown in seconds of audio; with ``loading`` its
+    label says "loading models" until the first block is done (the models compile on the first block)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=round(total / unit_scale, 1), desc=desc, unit="s", disable=quiet, leave=False,
+    bar = tqdm(total=round(total / unit_scale, 1), desc=f"{desc} (loading models)" if loading else desc, unit="s",
+               disable=quiet, leave=False,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]")
 
+    state = {"loading": loading}
+
     def update(done: int, _total: int) -> None:
+        if state["loading"]:
+            state["loading"] = False
+            bar.set_description_str(desc, refresh=False)
         bar.n = round(done / unit_scale, 1)
         bar.refresh()
 
     return bar, update
+
+
+def _status(text: str, quiet: bool):
+    """A one-line status shown on stderr until closed (tqdm clears it)."""
+    from tqdm import tqdm
+
+    return tqdm(total=0, desc=text, bar_format="{desc} ...", disable=quiet, leave=False)
+
+
+def _add_encoding_options(p: argparse.ArgumentParser) -> None:
+    """--int24 / --float32 / --clip: how stems are stored (default 16-bit PCM, clamped at full scale)."""
+    from .audio import CLIP_MODES
+
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--int24", dest="sample_format", action="store_const", const="int24",
+                   help="24-bit PCM instead of 16-bit (wav, flac)")
+    g.add_argument("--float32", dest="sample_format", action="store_const", const="float32",
+                   help="32-bit float WAV: exact stems, 2x the size of 16-bit")
+    p.add_argument("--clip", choices=CLIP_MODES, default="clamp",
+                   help="samples beyond full scale: clamp them to it with a warning giving the peak (default), "
+                        "or none: keep them (needs --float32)")
 
 
 @_command("separate")
@@ -73,28 +102,56 @@ def _separate(args: argparse.Namespace) -> int:
     from . import audio as audio_io
     from .separate import Separator
 
-    audio_io.check_format(args.format)
-    sep = Separator(args.targets, residual=not args.no_residual, mask=args.mask, targets_dir=args.targets_dir,
-                    checkpoint_dirs=args.checkpoint_dir or (), gate_vocals=args.gate_vocals)
-    failures = 0
+    audio_io.Encoding(args.format, args.sample_format, args.clip)  # bad combinations fail before any work
+    audio_io.check_output_dir(args.out)
+    with _status(f"loading models ({', '.join(args.targets)})", args.quiet):
+        sep = Separator(args.targets, residual=not args.no_residual, mask=args.mask, targets_dir=args.targets_dir,
+                        checkpoint_dirs=args.checkpoint_dir or (), gate_vocals=args.gate_vocals)
+    failures, first = 0, True
     for path in args.inputs:
         try:
             reader = audio_io.open_reader(path)
             total, sr = reader.frames, reader.sr
             reader.close()
-            bar, update = _progress_bar(total, os.path.basename(path), sr, args.quiet)
+            bar, update = _progress_bar(total, os.path.basename(path), sr, args.quiet, loading=first)
             try:
-                written = sep.separate_file(path, args.out, fmt=args.format, progress=update)
+                written = sep.separate_file(path, args.out, fmt=args.format, sample_format=args.sample_format,
+                                            clip=args.clip, progress=update)
             finally:
                 bar.close()
+            first = False
         except StemsplitError as e:
             print(f"stemsplit: error: {e}", file=sys.stderr)
             failures += 1
             continue
         if not args.quiet:
             folder = next(iter(written.values())).parent
-            print(f"{path} -> {folder}/ ({', '.join(p.name for p in written.values())})")
+            shares = written.shares()
+            print(f"{path} -> {folder}/: " + ", ".join(f"{p.name} {100 * shares[k]:.0f}%" for k, p in written.items())
+                  + " of the energy")
     return EXIT_USAGE if failures else 0
+
+
+@_command("batch")
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import manifest_path, separate_many
+
+    records = separate_many(args.inputs, args.out, targets=args.targets, mask=args.mask,
+                            residual=not args.no_residual, gate_vocals=args.gate_vocals, fmt=args.format,
+                            targets_dir=args.targets_dir, checkpoint_dirs=args.checkpoint_dir or (),
+                            workers=args.workers, scheduler=args.scheduler, manifest=args.manifest,
+                            force=args.force, progress=not args.quiet)
+    count = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
+    for r in records:
+        if r["status"] == "failed":
+            msg = r["error"] if r["input"] in r["error"] else f"{r['input']}: {r['error']}"
+            print(f"stemsplit: failed: {msg}", file=sys.stderr)
+    if not args.quiet:
+        seconds = sum(r["audio_seconds"] or 0.0 for r in records if r["status"] == "done")
+        print(f"{len(records)} files: {count['done']} separated ({seconds:.1f} s of audio), {count['skipped']} "
+              f"skipped (already done), {count['failed']} failed -> {args.out}/ "
+              f"(manifest: {manifest_path(args.out, args.manifest)})")
+    return 1 if count["failed"] else 0  # 1: some files failed (2 stays for bad options and inputs)
 
 
 @_command("targets")
@@ -116,10 +173,11 @@ def _targets(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .data.synth import SynthConfig, render_dataset
+    from .data.synth import SynthConfig, render_dataset, require_tools
 
     config = SynthConfig(seconds=args.seconds, real_data_root=args.real_data) if args.real_data else \
         SynthConfig(seconds=args.seconds)
+    require_tools(config)  # before the bar: missing packages are one line naming them
     with tqdm(total=args.tracks, desc="rendering", unit="song", disable=args.quiet) as bar:
         folders = render_dataset(args.out, tracks=args.tracks, seconds=args.seconds, seed=args.seed,
                                  config=config, workers=args.workers,
@@ -127,6 +185,15 @@ def _synth(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {len(folders)} tracks to {args.out}/(train|test)/")
     return 0
+
+
+def _refuse_shipped(path: str, overwrite: bool) -> None:
+    """Refuse to write over a checkpoint shipped with stemsplit unless --overwrite-shipped says so."""
+    from .targets import is_shipped_checkpoint
+
+    if is_shipped_checkpoint(path) and not overwrite:
+        raise OptionError(f"{path} is inside the checkpoints shipped with stemsplit; writing it would replace a "
+                          "shipped model. Choose another path, or pass --overwrite-shipped if that is the aim.")
 
 
 @_command("train")
@@ -151,6 +218,7 @@ def _train(args: argparse.Namespace) -> int:
                       patience=args.patience,
                       augment=AugmentConfig(remix=args.remix, eq=args.eq, reverb=args.reverb))
     run_dir = args.run_dir or os.path.join("runs", spec.name)
+    _refuse_shipped(args.out or os.path.join(run_dir, f"{spec.name}.npz"), args.overwrite_shipped)
     valid = [v for v in (args.valid_tracks or "").split(",") if v] or None
     dest = train(spec, args.musdb_root, is_wav=args.is_wav, config=cfg, run_dir=run_dir, resume=args.resume,
                  out=args.out, valid_tracks=valid, shares=args.shares, progress=not args.quiet)
@@ -181,6 +249,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from .evaluate import calibrate_checkpoint
     from .targets import parse_target_list
 
+    _refuse_shipped(args.checkpoint, args.overwrite_shipped)
     names = parse_target_list(args.tracks or "")
     tracks = [t for root in args.musdb_root for t in find_tracks(root, is_wav=args.is_wav, subset=args.subset)
               if not names or t.name in names]
@@ -252,18 +321,26 @@ def _stream(args: argparse.Namespace) -> int:
         source, sr, channels = pcm_chunks(sys.stdin.buffer, args.chunk, args.channels), args.rate, args.channels
     else:
         source, sr, channels = file_chunks(args.input, args.chunk)
+    fmt = args.format or ("f32le" if args.output == "-" else "wav")
+    if args.output == "-" and fmt != "f32le":
+        raise OptionError("Standard output takes raw PCM only: use --format f32le.")
+    if fmt == "f32le" and (args.sample_format or args.clip != "clamp"):
+        raise OptionError("--int24, --float32 and --clip apply to wav and flac output; raw PCM is float32 as is.")
+    enc = None if fmt == "f32le" else audio_io.Encoding(fmt, args.sample_format, args.clip)
+    if args.output != "-":
+        audio_io.check_output_dir(Path(args.output).parent)
+        if Path(args.output).is_dir():
+            raise OutputError(f"Cannot write {args.output}: it is a folder; give a file name.")
     stream = StreamSeparator(args.targets, sr=sr, channels=channels, targets_dir=args.targets_dir,
-                             checkpoint_dirs=args.checkpoint_dir or ())
+                             checkpoint_dirs=args.checkpoint_dir or (), mask=args.mask,
+                             residual=not args.no_residual)
     stem = args.stem or args.targets[0]
     if stem not in stream.stem_names:
         raise OptionError(f"--stem {stem!r} is not produced; choose one of {', '.join(stream.stem_names)}.")
-    fmt = args.format or ("f32le" if args.output == "-" else "wav")
     if not args.quiet:
         print(f"stemsplit stream: {stem} at {sr} Hz, {channels} ch, latency {stream.latency} samples "
               f"({1000 * stream.latency_seconds:.0f} ms)", file=sys.stderr)
     if args.output == "-":
-        if fmt != "f32le":
-            raise OptionError("Standard output takes raw PCM only: use --format f32le.")
         out = sys.stdout.buffer
 
         def write(block):
@@ -279,13 +356,17 @@ def _stream(args: argparse.Namespace) -> int:
             run_pipeline(source, stream, AlignedWriter(
                 lambda b: fh.write(np.ascontiguousarray(b.T, dtype="<f4").tobytes()), stem, stream.latency))
         return 0
-    writer = audio_io.StemWriter(Path(args.output), sr, channels, fmt)
+    writer = audio_io.StemWriter(Path(args.output), sr, channels, enc)
     try:
         run_pipeline(source, stream, AlignedWriter(writer.write, stem, stream.latency))
     except BaseException:
         writer.abort()
         raise
     writer.commit()
+    if writer.clipped and enc.clip == "clamp":
+        warnings.warn(f"{writer.clipped:,} samples of {args.output} went beyond full scale and were clamped (peak "
+                      f"{writer.peak:.2f} = {20 * np.log10(writer.peak):+.1f} dBFS); --float32 --clip none keeps "
+                      "them.", ClippingWarning, stacklevel=1)
     return 0
 
 
@@ -321,6 +402,16 @@ def _align(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("serve")
+def _serve(args: argparse.Namespace) -> int:
+    from .web import ServerConfig, serve
+
+    serve(ServerConfig.from_options(host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+                                    keep_minutes=args.keep_minutes, queue=args.queue, workers=args.workers,
+                                    targets_dir=args.targets_dir, checkpoint_dirs=args.checkpoint_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from . import __version__
@@ -343,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not write the residual/accompaniment stem")
     s.add_argument("--gate-vocals", action="store_true",
                    help="silence the vocals stem where the vocal activity detector hears no voice")
+    _add_encoding_options(s)
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
     t = sub.add_parser("targets", help="list known targets and their checkpoints")
@@ -351,6 +443,35 @@ def build_parser() -> argparse.ArgumentParser:
                        help="extra folder of target .toml files (repeatable)")
     s.add_argument("--checkpoint-dir", action="append", metavar="DIR",
                    help="extra folder to look for checkpoints in (repeatable)")
+
+    b = sub.add_parser("batch", help="separate many files on a Dask cluster (local processes or many machines)",
+                       description="Separate audio files, folders (searched recursively) and lists of paths into "
+                                   "OUTDIR/<name>/<stem>.<format> on Dask: a local cluster of single-threaded "
+                                   "worker processes, or a running cluster given by --scheduler (docs/batch.md). "
+                                   "A rerun skips finished files. Exit code 1 when some files failed.")
+    b.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio files, folders (searched recursively) or .txt/.m3u lists with one path per line")
+    b.add_argument("-o", "--out", default="separated", metavar="OUTDIR", help="output folder (default: separated)")
+    b.add_argument("-t", "--targets", type=_targets_arg, default=["vocals"],
+                   help="comma-separated targets, e.g. vocals,drums,bass,other (default: vocals)")
+    b.add_argument("-f", "--format", default="wav", choices=sorted(FORMATS), help="output format (default: wav)")
+    b.add_argument("--mask", default="binary", choices=["binary", "soft"],
+                   help="binary masks under the dominance rule (default) or soft ratio masks")
+    b.add_argument("--no-residual", action="store_true", help="do not write the residual/accompaniment stem")
+    b.add_argument("--gate-vocals", action="store_true",
+                   help="silence the vocals stem where the vocal activity detector hears no voice")
+    b.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="worker processes of the local cluster, one core each (default: one per core)")
+    b.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on an existing Dask cluster, e.g. tcp://host:8786, instead of a local one")
+    b.add_argument("--manifest", metavar="PATH",
+                   help="JSON-lines record of every input (default: OUTDIR/manifest.jsonl)")
+    b.add_argument("--force", action="store_true", help="separate every input again, even finished ones")
+    b.add_argument("--targets-dir", action="append", metavar="DIR",
+                   help="extra folder of target .toml files (repeatable)")
+    b.add_argument("--checkpoint-dir", action="append", metavar="DIR",
+                   help="extra folder to look for checkpoints in (repeatable)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
     y = sub.add_parser("synth", help="render a MUSDB-layout training corpus from sampled instruments",
                        description="Render songs from sampled instruments into OUT/train and OUT/test "
@@ -398,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--patience", type=int, default=0, help="early stop after N validations without gain")
     r.add_argument("--run-dir", metavar="DIR", help="run folder (default runs/NAME)")
     r.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    r.add_argument("--out", metavar="PATH", help="checkpoint destination (default: where separate looks)")
+    r.add_argument("--out", metavar="PATH", help="checkpoint destination (default: RUN/NAME.npz in the run folder)")
+    r.add_argument("--overwrite-shipped", action="store_true",
+                   help="allow --out to replace a checkpoint shipped with stemsplit")
     r.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
     r.add_argument("--plot", metavar="RUN", help="draw RUN/metrics.jsonl to RUN/curves.png and exit")
     r.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: jax.distributed coordinator")
@@ -438,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tracks", metavar="NAMES", help="comma-separated track names (default: --max-tracks spread)")
     c.add_argument("--max-tracks", type=_positive_int, default=12)
     c.add_argument("--seconds", type=float, default=30.0)
+    c.add_argument("--overwrite-shipped", action="store_true",
+                   help="allow rewriting a checkpoint shipped with stemsplit")
 
     v = sub.add_parser("vad", help="find where someone sings (vocal activity detection)",
                        description="Vocal activity: probability per ~11.6 ms frame, segments with hysteresis.")
@@ -469,6 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--rate", type=_positive_int, help="sample rate of raw PCM input")
     m.add_argument("--channels", type=_positive_int, help="channels of raw PCM input")
     m.add_argument("--chunk", type=_positive_int, default=1024, help="samples read per chunk (default 1024)")
+    m.add_argument("--mask", default="binary", choices=["binary", "soft"],
+                   help="binary masks under the dominance rule (default) or soft ratio masks")
+    m.add_argument("--no-residual", action="store_true",
+                   help="no residual/accompaniment stem: several targets share every bin among themselves")
+    _add_encoding_options(m)
     m.add_argument("--live", action="store_true",
                    help="microphone in, speakers out (needs the optional sounddevice package)")
     m.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
@@ -492,6 +622,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--min-psr", type=float, default=12.0, help="confidence threshold (default 12)")
     a.add_argument("--max-offset", type=float, help="largest offset searched, seconds (default any)")
     a.add_argument("-q", "--quiet", action="store_true")
+
+    w = sub.add_parser("serve", help="a local web page to drop a song, hear and see its stems",
+                       description="Serve the stemsplit page and its HTTP API (docs/web.md). Listens on "
+                                   "127.0.0.1 only unless --host says otherwise.")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer)")
+    w.add_argument("--port", default="8000", help="TCP port (default 8000)")
+    w.add_argument("--max-upload-mb", default="200", metavar="MB", help="largest upload accepted (default 200)")
+    w.add_argument("--keep-minutes", default="60", metavar="MIN",
+                   help="finished jobs and their files are removed after this long (default 60)")
+    w.add_argument("--queue", default="8", metavar="N", help="songs that may wait for separation (default 8)")
+    w.add_argument("--workers", default="1", metavar="N", help="separations at the same time (default 1)")
+    w.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
+    w.add_argument("--checkpoint-dir", action="append", metavar="DIR", help="extra folder of checkpoints")
     return p
 
 
@@ -499,14 +642,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stemsplit`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return _COMMANDS[args.command](args)
-    except StemsplitError as e:
-        print(f"stemsplit: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("stemsplit: interrupted", file=sys.stderr)
-        return 130
+    from . import _compile_cache
+
+    _compile_cache.enable()  # before anything compiles: a second run reuses the compiled models
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StemsplitWarning)
+        warnings.showwarning = _warning_line(warnings.showwarning)
+        try:
+            return _COMMANDS[args.command](args)
+        except StemsplitError as e:
+            print(f"stemsplit: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("stemsplit: interrupted", file=sys.stderr)
+            return 130
+
+
+def _warning_line(fallback):
+    """A ``warnings.showwarning`` that prints stemsplit's warnings as one ``stemsplit: warning:`` line."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, StemsplitWarning):
+            print(f"stemsplit: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def _entry() -> None:

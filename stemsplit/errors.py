@@ -7,7 +7,7 @@ __all__ = [
     "AudioError",
     "AudioFileError",
     "InvalidAudioError",
-    "SilentAudioError",
+    "OutputError",
     "TargetError",
     "UnknownTargetError",
     "CheckpointError",
@@ -15,6 +15,9 @@ __all__ = [
     "OptionError",
     "DependencyError",
     "DataError",
+    "StemsplitWarning",
+    "SilentAudioWarning",
+    "ClippingWarning",
 ]
 
 
@@ -34,8 +37,8 @@ class InvalidAudioError(AudioError):
     """Samples are empty, non-finite, wrongly shaped or at an unsupported sample rate."""
 
 
-class SilentAudioError(InvalidAudioError):
-    """The audio holds only digital silence, so there is nothing to separate."""
+class OutputError(StemsplitError):
+    """An output file or folder cannot be written (a file in the way, no permission, a full disk)."""
 
 
 class TargetError(StemsplitError):
@@ -64,3 +67,15 @@ class DependencyError(StemsplitError):
 
 class DataError(StemsplitError):
     """A training or evaluation dataset is missing or malformed."""
+
+
+class StemsplitWarning(UserWarning):
+    """Base class of the warnings stemsplit gives; the CLI prints each as one ``stemsplit: warning:`` line."""
+
+
+class SilentAudioWarning(StemsplitWarning):
+    """The audio holds only digital silence: its stems are silent too."""
+
+
+class ClippingWarning(StemsplitWarning):
+    """Stem samples beyond full scale were clamped when written as PCM."""

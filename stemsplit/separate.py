@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,13 +20,20 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from . import _compile_cache, checkpoint, masks, spectral
 from . import audio as audio_io
-from . import checkpoint, masks, spectral
-from .errors import CheckpointError, MissingCheckpointError, OptionError, SilentAudioError
+from .errors import (
+    CheckpointError,
+    ClippingWarning,
+    MissingCheckpointError,
+    OptionError,
+    OutputError,
+    SilentAudioWarning,
+)
 from .model import MaskCNN
 from .targets import TargetSpec, get_targets, sanitize_name
 
-__all__ = ["Separator", "LoadedTarget", "load_target", "residual_name", "ModelRunner"]
+__all__ = ["Separator", "StemFiles", "LoadedTarget", "load_target", "residual_name", "ModelRunner"]
 
 ProgressFn = Callable[[int, int], None]
 
@@ -202,6 +210,7 @@ class Separator:
             raise OptionError(f"Unknown mask mode {mask!r}; choose one of {', '.join(masks.MASK_MODES)}.")
         if not isinstance(block_frames, int) or block_frames < 64:
             raise OptionError(f"block_frames must be an integer >= 64, got {block_frames!r}.")
+        _compile_cache.enable()
         if loaded is None:
             specs = get_targets(list(targets), targets_dir)
             for s in specs:
@@ -268,11 +277,15 @@ class Separator:
         """Read and analyse output samples ``[a, b)`` of a ``total``-frame signal and start the models on them."""
         lo, hi = spectral.frames_overlapping(grid, a, b, total)
         ctx = context_features(reader, grid, lo, hi, total)
+        # digital silence all around: every stem is zero whatever the masks, so the models need not run
+        pending = self._dispatch(ctx.features) if ctx.segment.any() else None
         return {"a": a, "b": b, "lo": lo, "own": ctx.spec[:, :, lo - ctx.first:hi - ctx.first],
-                "mix": ctx.segment[:, a - ctx.start:b - ctx.start], "pending": self._dispatch(ctx.features)}
+                "mix": ctx.segment[:, a - ctx.start:b - ctx.start], "pending": pending}
 
     def _finish(self, job: dict, grid: spectral.Grid, total: int) -> tuple[np.ndarray, np.ndarray]:
         """Masks and inverse STFT of a prepared block: ``(mix (C, n), target stems (K, C, n))``."""
+        if job["pending"] is None:
+            return job["mix"], np.zeros((len(self.specs), *job["mix"].shape), np.float32)
         outs = self.runner.collect(*job["pending"])
         scores = np.stack([np.swapaxes(o, 0, 1) for o in outs[:len(self.specs)]])
         m, _ = self.stem_masks(scores, grid.n_bins)
@@ -335,8 +348,16 @@ class Separator:
         -------
         dict of str to np.ndarray
             One entry per name in :attr:`stem_names`, each shaped like ``audio``, at ``sr``.
+
+        Warns
+        -----
+        SilentAudioWarning
+            ``audio`` is all zeros (digital silence): the stems are too, and the models do not run.
         """
         a, sr, was_1d = audio_io.validate(audio, sr)
+        if audio_io.is_silent(a):
+            warnings.warn("The audio is silent (all samples are zero): its stems are silent too.",
+                          SilentAudioWarning, stacklevel=2)
         grid = self.frontend.grid(sr)
         out = {name: np.empty_like(a) for name in self.stem_names}
 
@@ -348,45 +369,114 @@ class Separator:
         return {k: (v[0] if was_1d else v) for k, v in out.items()}
 
     def separate_file(self, path: str | os.PathLike, outdir: str | os.PathLike, *, fmt: str = "wav",
-                      progress: ProgressFn | None = None) -> dict[str, Path]:
+                      sample_format: str | None = None, clip: str = "clamp",
+                      progress: ProgressFn | None = None) -> StemFiles:
         """Separate a file into ``outdir/<file name>/<stem>.<fmt>``, reading and writing block by block.
 
         Memory stays bounded whatever the length. Stems are written to temporary files that are renamed only
-        when the whole file has been separated, so a failure leaves no partial output.
+        when the whole file has been separated, so a failure leaves no partial output. The output folder is
+        checked before any work starts.
+
+        Parameters
+        ----------
+        path : path-like
+            Any file soundfile or ffmpeg decodes.
+        outdir : path-like
+            Folder that receives ``<file name>/``.
+        fmt : {"wav", "flac", "ogg", "mp3"}
+        sample_format : {"int16", "int24", "float32"}, optional
+            wav and flac only; default 16-bit PCM, rounded without dither.
+        clip : {"clamp", "none"}
+            Samples beyond full scale are clamped to it (default; a :class:`~stemsplit.ClippingWarning` gives
+            the peak), or kept (``"none"``, float32 WAV only).
+        progress : callable, optional
+            ``progress(samples_done, samples_total)`` after each block.
 
         Returns
         -------
-        dict of str to Path
-            The stem files written.
+        StemFiles
+            The stem files written, by stem name, with each stem's energy.
+
+        Warns
+        -----
+        SilentAudioWarning
+            The file holds only digital silence (its stems are written, silent).
+        ClippingWarning
+            Some stem samples went beyond full scale and were clamped.
         """
-        fmt = audio_io.check_format(fmt)
-        reader = audio_io.open_reader(path)
+        enc = audio_io.Encoding(fmt, sample_format, clip)
         dest = Path(outdir) / sanitize_name(Path(path).stem)
+        paths = {name: dest / f"{sanitize_name(name)}.{enc.format}" for name in self.stem_names}
+        audio_io.check_output_dir(dest)
+        for p in paths.values():
+            if p.is_dir():
+                raise OutputError(f"Cannot write {p}: a folder of that name is in the way.")
+        reader = audio_io.open_reader(path)
+        made = [d for d in (dest, *dest.parents) if not d.exists()]  # folders to remove again on failure
         writers: dict[str, audio_io.StemWriter] = {}
+        energy = dict.fromkeys(self.stem_names, 0.0)
         peak = 0.0
         try:
             grid = self.frontend.grid(reader.sr)
             for name in self.stem_names:
-                writers[name] = audio_io.StemWriter(dest / f"{sanitize_name(name)}.{fmt}", reader.sr,
-                                                    reader.channels, fmt)
+                writers[name] = audio_io.StemWriter(paths[name], reader.sr, reader.channels, enc)
 
             def sink(start: int, mix: np.ndarray, stems: np.ndarray) -> None:
                 nonlocal peak
                 peak = max(peak, float(np.abs(mix).max(initial=0.0)))
                 for name, block in zip(self.stem_names, self._assemble(mix, stems), strict=True):
+                    energy[name] += float(np.sum(np.square(block, dtype=np.float64)))
                     writers[name].write(block)
 
             self._blocks(reader, grid, sink, progress)
-            if peak == 0.0:
-                raise SilentAudioError(f"{path} is silent (all samples are zero): nothing to separate.")
+            committed: list[Path] = []
+            try:
+                for w in writers.values():
+                    committed.append(w.commit())
+            except BaseException:
+                for p in committed:  # a later stem failed (a full disk): no half set of stems either
+                    p.unlink(missing_ok=True)
+                raise
+            written = StemFiles(dict(zip(writers, committed, strict=True)), energy=energy)
         except BaseException:
             for w in writers.values():
                 w.abort()
-            _remove_if_empty(dest)
+            for d in made:
+                _remove_if_empty(d)
             raise
         finally:
             reader.close()
-        return {name: w.commit() for name, w in writers.items()}
+        if peak == 0.0:
+            warnings.warn(f"{path} is silent (all samples are zero): its stems are silent too.",
+                          SilentAudioWarning, stacklevel=2)
+        clipped = {name: w for name, w in writers.items() if w.clipped and enc.clip == "clamp"}
+        if clipped:
+            worst = max(clipped.values(), key=lambda w: w.peak)
+            warnings.warn(
+                f"{path}: {sum(w.clipped for w in clipped.values()):,} samples of {', '.join(clipped)} went beyond "
+                f"full scale and were clamped (peak {worst.peak:.2f} = {20 * np.log10(worst.peak):+.1f} dBFS in "
+                f"{next(n for n, w in clipped.items() if w is worst)}); float32 WAV without clipping keeps them.",
+                ClippingWarning, stacklevel=2)
+        return written
+
+
+class StemFiles(dict):
+    """The stem files :meth:`Separator.separate_file` wrote, ``{stem name: Path}``, with each stem's energy.
+
+    Attributes
+    ----------
+    energy : dict of str to float
+        Sum of squared samples of each stem (all channels), before clamping and rounding.
+    """
+
+    def __init__(self, files: dict[str, Path], *, energy: dict[str, float]):
+        super().__init__(files)
+        self.energy = dict(energy)
+
+    def shares(self) -> dict[str, float]:
+        """Each stem's share of the stems' total energy (0-1; all zero for silence)."""
+        total = sum(self.energy.values())
+        return {k: (v / total if total > 0 else 0.0) for k, v in self.energy.items()}
 
 
 def _remove_if_empty(folder: Path) -> None:

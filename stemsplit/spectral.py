@@ -17,7 +17,6 @@ import functools
 import math
 from dataclasses import dataclass
 
-import librosa
 import numpy as np
 
 from .errors import InvalidAudioError
@@ -138,7 +137,9 @@ def _grid(frontend: Frontend, sr: int) -> Grid:
     ratio = sr / frontend.sample_rate
     n_fft = int(round(frontend.n_fft * ratio))
     hop = max(1, int(round(frontend.hop_length * ratio)))
-    window = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    # periodic Hann, as librosa/scipy's get_window("hann", n_fft, fftbins=True); computed here because importing
+    # their filters module (scipy.signal, numba) takes seconds of every start-up
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     return Grid(sr=sr, n_fft=n_fft, hop=hop, window=window, frontend=frontend)
 
 
@@ -172,9 +173,9 @@ def stft(segment: np.ndarray, grid: Grid) -> np.ndarray:
         Complex spectrum, shape ``(channels, grid.n_bins, frames)``, complex64.
     """
     segment = np.ascontiguousarray(segment, dtype=np.float32)
-    frames = librosa.util.frame(segment, frame_length=grid.n_fft, hop_length=grid.hop, axis=-1)
-    spec = np.fft.rfft(frames * grid.window[:, None], axis=-2)
-    return spec.astype(np.complex64, copy=False)
+    frames = np.lib.stride_tricks.sliding_window_view(segment, grid.n_fft, axis=-1)[..., ::grid.hop, :]
+    spec = np.fft.rfft(frames * grid.window, axis=-1)  # (channels, frames, bins)
+    return np.ascontiguousarray(np.swapaxes(spec, -1, -2), dtype=np.complex64)
 
 
 def signal_stft(audio: np.ndarray, grid: Grid) -> np.ndarray:

@@ -245,7 +245,7 @@ class StreamSeparator:
             raise InvalidAudioError(f"Chunks must be shaped ({self.channels}, samples), got {a.shape}.")
         if a.dtype.kind not in "fiu":
             raise InvalidAudioError(f"Chunks must be numeric, got dtype {a.dtype}.")
-        a = audio_io.as_channels_first(a)[0]
+        a = audio_io.as_float32(a)  # (the shape is known: a stereo chunk of one sample is fine)
         audio_io.check_block(a, "The stream", self._buf.frames / self.sr)
         return a
 

@@ -35,7 +35,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["TargetSpec", "TASKS", "builtin_targets_dir", "search_dirs", "discover", "get_target", "get_targets",
-           "parse_target_list", "sanitize_name", "load_spec"]
+           "parse_target_list", "sanitize_name", "load_spec", "shipped_checkpoint_dirs", "is_shipped_checkpoint"]
 
 TASKS = ("mask", "activity")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -52,6 +52,17 @@ def _builtin_checkpoints_dir() -> Path:
     """The shipped ``checkpoints/`` folder."""
     repo = _PACKAGE_DIR.parent / "checkpoints"
     return repo if repo.is_dir() else _PACKAGE_DIR / "_checkpoints"
+
+
+def shipped_checkpoint_dirs() -> list[Path]:
+    """Every folder that holds the checkpoints shipped with stemsplit (the checkout's and the installed one)."""
+    return [_PACKAGE_DIR.parent / "checkpoints", _PACKAGE_DIR / "_checkpoints"]
+
+
+def is_shipped_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` lies inside a shipped checkpoints folder (writing there replaces a shipped model)."""
+    p = Path(path).expanduser().resolve()
+    return any(p.is_relative_to(d.resolve()) for d in shipped_checkpoint_dirs())
 
 
 def sanitize_name(name: str) -> str:
@@ -134,14 +145,6 @@ class TargetSpec:
     def find_checkpoint(self, extra_dirs: Iterable[str | os.PathLike] = ()) -> Path | None:
         """The first existing checkpoint file, or None."""
         return next((c for c in self.checkpoint_candidates(extra_dirs) if c.is_file()), None)
-
-    def default_checkpoint_path(self) -> Path:
-        """Where training writes this target's checkpoint unless told otherwise."""
-        p = Path(self.checkpoint_file).expanduser()
-        if p.is_absolute() or self.source is None:
-            return p if p.is_absolute() else _builtin_checkpoints_dir() / p
-        beside = self.source.parent.parent / "checkpoints"
-        return (beside if beside.is_dir() else self.source.parent) / p
 
     def to_dict(self) -> dict:
         """Plain values, for checkpoint metadata."""

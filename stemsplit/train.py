@@ -12,6 +12,7 @@ import json
 import math
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -151,9 +152,12 @@ def loss_fn(logits: jax.Array, labels: jax.Array, kind: str, x: jax.Array | None
     return jnp.mean((jax.nn.sigmoid(logits) - labels) ** 2)
 
 
-def train_step(graphdef, params, rest, opt_state, ema, x, y, key, *, tx, loss_kind, ema_decay):
-    """One optimizer step; pure. Returns ``(params, opt_state, ema, loss)`` (``ema`` is the moving average of
-    the parameters, None when ``ema_decay`` is 0)."""
+def train_step(graphdef, params, rest, opt_state, ema, x, y, key, step, *, tx, loss_kind, ema_decay):
+    """One optimizer step; pure. Returns ``(params, opt_state, ema, loss)``.
+
+    ``ema`` is the moving average of the parameters (None when ``ema_decay`` is 0); its decay at ``step`` is
+    ``min(ema_decay, (1 + step) / (10 + step))``, so that early averages are not dominated by the initial
+    weights."""
 
     def objective(p):
         model = nnx.merge(graphdef, p, rest)
@@ -163,7 +167,8 @@ def train_step(graphdef, params, rest, opt_state, ema, x, y, key, *, tx, loss_ki
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     if ema_decay:
-        ema = jax.tree.map(lambda e, p: ema_decay * e + (1 - ema_decay) * p, ema, params)
+        d = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
+        ema = jax.tree.map(lambda e, p: d * e + (1 - d) * p, ema, params)
     return params, opt_state, ema, loss
 
 
@@ -270,10 +275,10 @@ class Trainer:
         self.opt_state = jax.device_put(opt_state, self.replicated)
         self.ema = jax.device_put(ema, self.replicated)
         self._step = jax.jit(
-            lambda p, o, e, x, y, k: train_step(self.graphdef, p, self.rest, o, e, x, y, k, tx=self.tx,
-                                                loss_kind=config.loss, ema_decay=config.ema),
+            lambda p, o, e, x, y, k, i: train_step(self.graphdef, p, self.rest, o, e, x, y, k, i, tx=self.tx,
+                                                   loss_kind=config.loss, ema_decay=config.ema),
             in_shardings=(self.replicated, self.replicated, self.replicated, self.data_sharding,
-                          self.data_sharding, self.replicated),
+                          self.data_sharding, self.replicated, self.replicated),
             out_shardings=(self.replicated, self.replicated, self.replicated, self.replicated),
             donate_argnums=(0, 1, 2) if config.ema else (0, 1))
         self._eval = jax.jit(lambda p, x, y: eval_loss(self.eval_graphdef, p, self.rest, x, y,
@@ -384,12 +389,16 @@ class Trainer:
         prefetch = _Prefetcher(self._local_batch, self.step, stop_step)
         last_save, t_last, frames_done, stopped = time.time(), time.time(), 0, False
         losses: list[float] = []
+        # a stop by SIGTERM (the end of a session, `kill`) saves the state like Ctrl-C does
+        on_term = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
+            else None
         try:
             while self.step < stop_step and not stopped:
                 step, (x, y) = prefetch.get()
                 key = jax.random.fold_in(self.key, step)
                 self.params, self.opt_state, self.ema, loss = self._step(
-                    self.params, self.opt_state, self.ema, self._global(x), self._global(y), key)
+                    self.params, self.opt_state, self.ema, self._global(x), self._global(y), key,
+                    jnp.asarray(step, jnp.float32))
                 self.step = step + 1
                 frames_done += cfg.batch * cfg.frames
                 losses.append(float(loss))
@@ -416,6 +425,8 @@ class Trainer:
         finally:
             prefetch.close()
             bar.close()
+            if on_term is not None:
+                signal.signal(signal.SIGTERM, on_term)
         if self.step < cfg.steps and not stopped:
             return None
         return self._finish(out)
@@ -450,7 +461,7 @@ class Trainer:
         best = self.run_dir / "best.npz"
         if not best.exists():
             checkpoint.save_model(best, self.model(), self.spec, training=self._summary({}))
-        dest = Path(out) if out else self.spec.default_checkpoint_path()
+        dest = Path(out) if out else self.run_dir / f"{self.spec.name}.npz"  # never into the shipped models
         arrays, meta = checkpoint.load(best)
         checkpoint.save(dest, arrays, meta)
         if self.spec.task == "mask":
@@ -467,6 +478,11 @@ class Trainer:
                                    data="training tracks")
         self._log({"calibrated_threshold": res["threshold"], "calibration_sdr": res["sdr"]})
         return res
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM handler: stop the training loop as Ctrl-C would (the state is saved on the way out)."""
+    raise KeyboardInterrupt
 
 
 def _jsonable(d):
@@ -492,7 +508,7 @@ def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool 
     run_dir : path-like
     resume : bool
     out : path-like, optional
-        Where the finished checkpoint goes (default: where ``separate`` looks for this target).
+        Where the finished checkpoint goes (default: ``run_dir/NAME.npz``).
     valid_tracks : sequence of str, optional
         Names of tracks to hold out for validation.
     shares : sequence of float, optional

@@ -173,7 +173,7 @@ def vocal_segments(times: np.ndarray, probabilities: np.ndarray, *, on: float = 
             merged[-1][1] = s[1]
         else:
             merged.append(list(s))
-    return [(round(a, 4), round(b, 4)) for a, b in merged if b - a >= min_duration]
+    return [(round(float(a), 4), round(float(b), 4)) for a, b in merged if b - a >= min_duration]
 
 
 def segments_to_frames(times: np.ndarray, segments: Sequence[tuple[float, float]]) -> np.ndarray:

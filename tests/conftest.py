@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ from stemsplit.model import MaskCNN
 from stemsplit.targets import load_spec
 
 TINY_TARGETS = {"vocals": 40, "drums": 30, "bass": 20, "other": 10}
+
+# tests never write JAX's compilation cache into the user's home (tests/test_cli.py sets its own folder)
+os.environ.setdefault("STEMSPLIT_NO_COMPILE_CACHE", "1")
 
 
 def write_tiny_target(folder: Path, name: str, priority: int = 0, seed: int = 0, task: str = "mask",
@@ -30,6 +34,18 @@ def write_tiny_target(folder: Path, name: str, priority: int = 0, seed: int = 0,
     model = MaskCNN(spec.model, rngs=nnx.Rngs(seed))
     checkpoint.save_model(folder / f"{name}.npz", model, spec, training={"note": "random weights for tests"})
     return toml
+
+
+def require_synth_tools() -> None:
+    """Skip a test that renders with ``stemsplit.data.synth`` when its packages are missing; under CI (the
+    environment variable CI set) their absence fails it instead."""
+    from stemsplit.data.synth import SynthConfig, available
+
+    missing = available(SynthConfig(real_data_root=None))
+    if missing:
+        why = ("synth corpus tools missing: " + "; ".join(missing)
+               + " (bash scripts/install-system-deps.sh --synth; pip install 'stemsplit[synth]')")
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
 
 
 @pytest.fixture(scope="session")

@@ -39,9 +39,9 @@ def _case(offset, gain, speed=1.0, stem_sr=SR):
 @pytest.mark.parametrize("offset,gain,speed,stem_sr", [
     (1234.3, 0.8, 1.0, SR),          # sub-sample offset
     (-3000.7, -0.5, 1.0, SR),        # negative offset, polarity flip
-    (30000.25, 1.3, 1.0, SR),        # more than a second
-    (500.0, 0.9, 1.001, SR),         # a re-timed release: 0.1 % slower
-    (-700.5, 0.7, 1.0, 48000),       # the stem at another sample rate
+    pytest.param(30000.25, 1.3, 1.0, SR, marks=pytest.mark.slow),   # more than a second
+    pytest.param(500.0, 0.9, 1.001, SR, marks=pytest.mark.slow),    # a re-timed release: 0.1 % slower
+    pytest.param(-700.5, 0.7, 1.0, 48000, marks=pytest.mark.slow),  # the stem at another sample rate
 ])
 def test_recovers_offset_gain_speed(offset, gain, speed, stem_sr):
     mix, stem, placed = _case(offset, gain, speed, stem_sr)

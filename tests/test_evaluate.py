@@ -41,6 +41,7 @@ def test_ibm_far_above_mixture_as_estimate():
     assert irm["vocals"]["SDR"] > floor["vocals"]["SDR"] + 10
 
 
+@pytest.mark.slow
 def test_pyin_baseline_beats_the_mixture():
     s = _sources(seed=1)
     mix = sum(s.values())
@@ -56,6 +57,7 @@ def test_quick_sdr_closed_form():
     assert abs(evaluate.quick_sdr(x, 0.9 * x) - 20.0) < 1e-9
 
 
+@pytest.mark.slow
 def test_evaluate_dataset_and_report(root, tmp_path, tiny_targets):
     res = evaluate.evaluate_dataset(root, targets=["vocals", "drums", "bass", "other"],
                                     methods=["model", "model-soft", "ibm", "mix"], out=tmp_path / "r",
@@ -73,6 +75,7 @@ def test_evaluate_dataset_and_report(root, tmp_path, tiny_targets):
     assert set(one["scores"]) == {"vocals", "drums", "bass", "other"}
 
 
+@pytest.mark.slow
 def test_cli_evaluate(root, tmp_path, capsys):
     code = main(["evaluate", "--musdb-root", str(root), "--is-wav", "--targets", "vocals", "--method", "ibm,pyin,mix",
                  "--quick", "-o", str(tmp_path / "out"), "-q"])

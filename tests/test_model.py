@@ -21,6 +21,10 @@ def test_article_parameter_count_is_pinned():
     assert n == 2 * 513 + 160 + 3 * 2320 + (912 * 64 + 64) + (64 * 513 + 513) == 99923
 
 
+_SLOW = pytest.mark.slow
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("preset,outputs", [("article", 513), ("small", 513), ("article", 1),
                                             ("article-local", 513), ("small-local", 513),
                                             ("article-dec", 513), ("small-dec", 513)])
@@ -40,7 +44,7 @@ def test_fully_convolutional_equals_sliding_window(preset, outputs):
     assert float(jnp.abs(one[:, 0] - fc[:, 10]).max()) < 1e-5
 
 
-@pytest.mark.parametrize("local,decoder", [(False, 0), (True, 0), (False, 2)])
+@pytest.mark.parametrize("local,decoder", [(False, 0), (True, 0), pytest.param(False, 2, marks=_SLOW)])
 def test_receptive_field_is_25_frames(local, decoder):
     m = _model("tiny", seed=1, local_head=local, decoder=decoder)
     x = np.zeros((1, 60, 513), np.float32)
@@ -52,6 +56,7 @@ def test_receptive_field_is_25_frames(local, decoder):
     assert len(changed) > 0
 
 
+@pytest.mark.slow
 def test_dropout_only_in_training():
     m = _model("tiny")
     x = jax.random.normal(jax.random.key(0), (1, 30, 513))
@@ -77,6 +82,7 @@ def test_bad_config():
         model_config(decoder=-1)
 
 
+@pytest.mark.slow
 def test_local_head_adds_a_per_bin_term_at_the_centre_frame():
     m = _model("article-local", seed=2)
     assert sum(p.size for p in jax.tree.leaves(nnx.state(m.local, nnx.Param))) == 16 + 1
@@ -95,6 +101,7 @@ def test_decoder_parameter_count_is_pinned():
     assert n == 99923 + (3 * 16 * 16 + 16) + 2 * (3 * 32 * 16 + 16) + (16 + 1) == 103828
 
 
+@pytest.mark.slow
 def test_decoder_draws_detail_at_single_bins():
     """The dense head alone is a 64-dimensional bottleneck; with the decoder, poking one input bin at the
     centre frame changes that bin's logit more than bins an octave away (a local, per-bin response)."""

@@ -1,9 +1,19 @@
+import warnings
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 import stemsplit
-from stemsplit.errors import InvalidAudioError, MissingCheckpointError, OptionError, SilentAudioError
+from stemsplit import spectral
+from stemsplit.errors import (
+    ClippingWarning,
+    InvalidAudioError,
+    MissingCheckpointError,
+    OptionError,
+    OutputError,
+    SilentAudioWarning,
+)
 from stemsplit.separate import Separator
 from stemsplit.targets import get_target
 
@@ -18,13 +28,24 @@ def four(tiny_targets):
 
 
 @pytest.mark.parametrize("sr,channels", [(22050, 2), (44100, 1), (48000, 2), (8000, 1), (96000, 6), (11025, 2)])
-def test_stems_shape_rate_and_sum(four, sr, channels):
+def test_stems_are_the_masked_mix_at_any_rate_and_channel_count(four, sr, channels):
+    """With a residual the stems add up to the mix by construction; so each stem is compared with its mask
+    applied directly to the whole signal's STFT on the input's own grid, and the masks with the dominance rule."""
     x = tone_mix(sr, 1.3, channels)
     out = four.separate(x, sr)
     assert list(out) == list(FOUR) + ["residual"]
     for v in out.values():
         assert v.shape == x.shape and v.dtype == np.float32
-    np.testing.assert_allclose(sum(out.values()), x, atol=1e-5)
+    g = spectral.FRONTEND.grid(sr)
+    spec_x = spectral.signal_stft(x, g)
+    m, r = four.stem_masks(four.signal_scores(spectral.features(spec_x, g)), g.n_bins)
+    assert m.shape == (len(FOUR), g.n_bins, spec_x.shape[-1])
+    np.testing.assert_array_equal(m.sum(0) + r, 1.0)
+    for k, name in enumerate(FOUR):
+        np.testing.assert_allclose(out[name], spectral.istft(m[k][None] * spec_x, g, x.shape[-1]), atol=1e-5,
+                                   err_msg=name)
+    np.testing.assert_allclose(out["residual"], spectral.istft(r[None] * spec_x, g, x.shape[-1]), atol=1e-5)
+    assert all(np.sqrt(np.mean(out[n] ** 2)) > 1e-4 for n in FOUR[:2])  # really split: not all in one stem
 
 
 def test_mono_in_mono_out(four):
@@ -59,6 +80,7 @@ def test_binary_masks_partition_the_spectrum(four):
     np.testing.assert_allclose(out["vocals"], ref, atol=1e-5)
 
 
+@pytest.mark.slow  # (test_file_of_many_blocks_equals_in_memory_separation covers blocks in the quick loop)
 def test_blocks_equal_whole(tiny_targets):
     x = tone_mix(44100, 4.0, 2, seed=3)
     small = Separator(FOUR, targets_dir=[tiny_targets], block_frames=64).separate(x, 44100)
@@ -94,7 +116,6 @@ def test_progress_reports_every_block(tiny_targets):
 
 @pytest.mark.parametrize("audio,sr,error,match", [
     (np.zeros((2, 0), np.float32), 22050, InvalidAudioError, "empty"),
-    (np.zeros((2, 1000), np.float32), 22050, SilentAudioError, "silent"),
     (np.array([[0.1, np.nan, 0.2] * 100]), 22050, InvalidAudioError, "NaN"),
     (np.array([[0.1, np.inf, 0.2] * 100]), 22050, InvalidAudioError, "infinite"),
     (np.ones((2, 1000), np.float32), 4000, InvalidAudioError, "sample rate"),
@@ -128,7 +149,7 @@ def test_separate_file_streams_and_writes_atomically(four, tmp_path):
     x = tone_mix(44100, 2.5, 2)
     src = tmp_path / "My Song!.flac"
     sf.write(src, x.T, 44100, subtype="PCM_24")
-    written = four.separate_file(src, tmp_path / "out", fmt="wav")
+    written = four.separate_file(src, tmp_path / "out", fmt="wav", sample_format="float32", clip="none")
     assert sorted(p.name for p in written.values()) == sorted(f"{n}.wav" for n in four.stem_names)
     assert written["vocals"].parent.name == "My_Song"
     total = sum(sf.read(p, always_2d=True)[0] for p in written.values())
@@ -147,9 +168,93 @@ def test_separate_file_leaves_nothing_on_failure(four, tmp_path):
     sf.write(src, x.T, 22050, subtype="FLOAT")
     with pytest.raises(InvalidAudioError, match="NaN"):
         four.separate_file(src, tmp_path / "out")
-    assert not (tmp_path / "out" / "bad").exists() or not any((tmp_path / "out" / "bad").iterdir())
-    silent = tmp_path / "quiet.wav"
-    sf.write(silent, np.zeros(30000), 22050)
-    with pytest.raises(SilentAudioError):
-        four.separate_file(silent, tmp_path / "out")
-    assert not any((tmp_path / "out").rglob("*.wav"))
+    assert not (tmp_path / "out").exists()  # not even the folders made for it
+
+
+def test_silence_gives_silent_stems_with_a_warning_and_no_model_work(four, tmp_path, monkeypatch):
+    calls = []
+    real = four.runner.dispatch
+    monkeypatch.setattr(four.runner, "dispatch", lambda x: calls.append(1) or real(x))
+    with pytest.warns(SilentAudioWarning, match="silent"):
+        out = four.separate(np.zeros((2, 30000), np.float32), 22050)
+    assert sorted(out) == sorted(four.stem_names) and all(v.shape == (2, 30000) and not v.any()
+                                                          for v in out.values())
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(30000), 22050)
+    with pytest.warns(SilentAudioWarning, match="quiet.wav is silent"):
+        written = four.separate_file(quiet, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out" / "quiet").iterdir()) == sorted(f"{n}.wav" for n in
+                                                                                  four.stem_names)
+    assert all(not sf.read(p)[0].any() for p in written.values()) and written.shares()["vocals"] == 0.0
+    assert calls == []  # nothing but zeros to mask: the models never ran
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SilentAudioWarning)  # a signal with some sound does not warn
+        x = np.zeros((2, 30000), np.float32)
+        x[:, 20000] = 0.5
+        four.separate(x, 22050)
+    assert calls
+
+
+def test_file_of_many_blocks_equals_in_memory_separation(tiny_targets, tmp_path):
+    """The file path reads, separates and writes block by block (6 blocks here); the result is the
+    whole-signal separation."""
+    x = tone_mix(44100, 4.0, 2, seed=7)
+    src = tmp_path / "long.wav"
+    sf.write(src, x.T, 44100, subtype="FLOAT")
+    calls = []
+    small = Separator(FOUR, targets_dir=[tiny_targets], block_frames=64)
+    written = small.separate_file(src, tmp_path / "out", sample_format="float32", clip="none",
+                                  progress=lambda d, t: calls.append(d))
+    assert len(calls) == -(-x.shape[1] // (64 * spectral.FRONTEND.grid(44100).hop)) == 6
+    whole = Separator(FOUR, targets_dir=[tiny_targets], block_frames=8192).separate(x, 44100)
+    for name, p in written.items():
+        got = sf.read(p, dtype="float32", always_2d=True)[0].T
+        np.testing.assert_allclose(got, whole[name], atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(written.energy[name], np.sum(whole[name].astype(np.float64) ** 2), rtol=1e-4)
+    assert abs(sum(written.shares().values()) - 1) < 1e-9
+
+
+@pytest.mark.parametrize("sample_format,step", [(None, 2.0 ** -15), ("int24", 2.0 ** -23)])
+def test_pcm_stems_add_up_to_the_mix_within_the_quantisation_step(four, tmp_path, sample_format, step):
+    x = tone_mix(44100, 2.0, 2, seed=2)
+    src = tmp_path / "song.wav"
+    sf.write(src, x.T, 44100, subtype="PCM_16")
+    written = four.separate_file(src, tmp_path / "out", sample_format=sample_format)
+    stems = {k: sf.read(p, dtype="float64", always_2d=True)[0].T for k, p in written.items()}
+    mix = sf.read(src, dtype="float64", always_2d=True)[0].T
+    for v in stems.values():  # on the grid: integer steps, rounded, not float
+        np.testing.assert_allclose(v / step, np.round(v / step), atol=1e-6)
+    err = np.abs(sum(stems.values()) - mix).max()
+    assert err <= len(stems) * step / 2 + 1e-7, err / step  # each stem rounded by at most half a step
+    assert sf.info(written["vocals"]).subtype == ("PCM_16" if sample_format is None else "PCM_24")
+
+
+def test_stems_beyond_full_scale_are_clamped_with_a_warning(four, tmp_path):
+    x = 1.8 * tone_mix(22050, 1.5, 1) / np.abs(tone_mix(22050, 1.5, 1)).max()
+    src = tmp_path / "loud.wav"
+    sf.write(src, x.T, 22050, subtype="FLOAT")  # a float master past full scale
+    with pytest.warns(ClippingWarning, match=r"clamped \(peak 1\.\d\d = \+\d\.\d dBFS in \w+\)"):
+        clamped = four.separate_file(src, tmp_path / "a")
+    assert max(np.abs(sf.read(p)[0]).max() for p in clamped.values()) <= 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ClippingWarning)
+        kept = four.separate_file(src, tmp_path / "b", sample_format="float32", clip="none")
+    total = sum(sf.read(p, dtype="float32")[0] for p in kept.values())
+    np.testing.assert_allclose(total, x[0], atol=1e-5)
+    assert np.abs(sf.read(kept["residual"])[0]).max() > 1.0 or np.abs(total).max() > 1.0
+
+
+def test_output_problems_are_found_before_reading(four, tmp_path, monkeypatch):
+    src = tmp_path / "song.wav"
+    sf.write(src, tone_mix(22050, 1.0, 1).T, 22050)
+    monkeypatch.setattr("stemsplit.audio.open_reader", lambda p: pytest.fail("read before checking the output"))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "song").write_text("in the way")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        four.separate_file(src, tmp_path / "out")
+    (tmp_path / "out2" / "song" / "vocals.wav").mkdir(parents=True)
+    with pytest.raises(OutputError, match="a folder of that name is in the way"):
+        four.separate_file(src, tmp_path / "out2")
+    with pytest.raises(OptionError, match="needs float32"):
+        four.separate_file(src, tmp_path / "out3", clip="none")
+    assert not (tmp_path / "out3").exists()

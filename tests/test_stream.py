@@ -32,7 +32,8 @@ def _stream_all(s, x, rng, lo=64, hi=5000):
 
 
 @pytest.mark.parametrize("sr,channels,targets", [(44100, 2, ["vocals", "drums"]), (22050, 1, ["vocals"]),
-                                                 (48000, 2, ["vocals", "drums", "bass", "other"])])
+                                                 pytest.param(48000, 2, ["vocals", "drums", "bass", "other"],
+                                                              marks=pytest.mark.slow)])
 def test_streamed_equals_offline_shifted_by_latency(tiny_targets, sr, channels, targets):
     x = tone_mix(sr, 2.5, channels, seed=4)
     offline = Separator(targets, targets_dir=[tiny_targets]).separate(x, sr)
@@ -45,6 +46,7 @@ def test_streamed_equals_offline_shifted_by_latency(tiny_targets, sr, channels, 
         np.testing.assert_allclose(got[k][:, lat:], offline[k], atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("local,decoder", [(True, 0), (False, 3)])
 def test_streamed_equals_offline_with_local_head_or_decoder(tmp_path, local, decoder):
     write_tiny_target(tmp_path, "vocals", seed=5, local_head=local, decoder=decoder)
@@ -102,6 +104,18 @@ def test_pipeline_matches_direct_and_applies_back_pressure(tiny_targets):
     assert max(i - w for i, w in enumerate(read)) <= 2 * 2 + 3
 
 
+def test_a_hang_fails_its_test_instead_of_the_suite(pytestconfig):
+    """A deadlocked pipeline would otherwise stop the whole run: pytest-timeout bounds every test."""
+    assert pytestconfig.pluginmanager.hasplugin("timeout")
+    assert 0 < float(pytestconfig.getini("timeout")) <= 600
+
+
+def test_stream_separator_is_public():
+    import stemsplit
+
+    assert stemsplit.StreamSeparator is StreamSeparator and "StreamSeparator" in stemsplit.__all__
+
+
 @pytest.mark.parametrize("where", ["source", "sink", "model"])
 def test_pipeline_failure_surfaces_once_without_hanging(tiny_targets, where):
     x = tone_mix(22050, 2.0, 2)
@@ -132,7 +146,7 @@ def test_cli_stream_file_to_wav_aligned(tiny_targets, tmp_path):
     src = tmp_path / "in.wav"
     sf.write(src, x.T, 44100, subtype="FLOAT")
     out = tmp_path / "karaoke.wav"
-    assert main(["stream", str(src), "-o", str(out), "--stem", "accompaniment", "--chunk", "333",
+    assert main(["stream", str(src), "-o", str(out), "--stem", "accompaniment", "--chunk", "333", "--float32",
                  "--targets-dir", str(tiny_targets), "-q"]) == 0
     got, sr = sf.read(out, always_2d=True)
     ref = Separator(["vocals"], targets_dir=[tiny_targets]).separate(x, 44100)["accompaniment"]
@@ -140,6 +154,7 @@ def test_cli_stream_file_to_wav_aligned(tiny_targets, tmp_path):
     np.testing.assert_allclose(got.T, ref, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_stream_pcm_pipe(tiny_targets, tmp_path):
     x = tone_mix(22050, 1.5, 1)
     r = subprocess.run([sys.executable, "-m", "stemsplit", "stream", "-", "-o", "-", "--rate", "22050",
@@ -156,3 +171,12 @@ def test_cli_stream_pcm_pipe(tiny_targets, tmp_path):
                         "-q", "--targets-dir", str(tiny_targets)], input=b"\x00" * 10, capture_output=True,
                        timeout=60)
     assert r.returncode == 2 and b"stray bytes" in r.stderr
+
+
+def test_one_sample_chunks_of_a_stereo_stream(tiny_targets):
+    """A (2, 1) chunk is one stereo sample, not 'more channels than samples'."""
+    x = tone_mix(22050, 0.5, 2)
+    s = StreamSeparator(["vocals"], sr=22050, channels=2, targets_dir=[tiny_targets])
+    outs = [s.push(x[:, i:i + 1])["vocals"] for i in range(3)] + [s.push(x[:, 3:])["vocals"], s.flush()["vocals"]]
+    ref = Separator(["vocals"], targets_dir=[tiny_targets]).separate(x, 22050)["vocals"]
+    np.testing.assert_allclose(np.concatenate(outs, axis=1)[:, s.latency:], ref, atol=1e-5)

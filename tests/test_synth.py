@@ -11,9 +11,17 @@ import soundfile as sf
 from stemsplit.data import synth
 from stemsplit.data.synth import STEMS, SynthConfig, SynthError, available, render_dataset, render_track
 
-_MISSING = available(SynthConfig(real_data_root=None))
-pytestmark = pytest.mark.skipif(bool(_MISSING), reason="synth corpus tools missing: " + "; ".join(_MISSING)
-                                + " (run scripts/install-system-deps.sh)")
+from .conftest import require_synth_tools
+
+
+@pytest.fixture(scope="module", autouse=True)
+def synth_tools() -> None:
+    """Skip without the renderer's packages; under CI (env var CI set) their absence is a failure."""
+    require_synth_tools()
+
+
+# every test here renders audio or needs the renderer's packages
+pytestmark = pytest.mark.slow
 
 SR = 44100
 SECONDS = 4.0

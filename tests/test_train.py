@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,9 +15,17 @@ from stemsplit import checkpoint
 from stemsplit.cli import main
 from stemsplit.data.dataset import split_tracks
 from stemsplit.errors import OptionError
-from stemsplit.targets import load_spec
 from stemsplit.model import MaskCNN, model_config
-from stemsplit.train import STATS_STREAM, TrainConfig, Trainer, loss_fn, make_optimizer, mix_weights, train_step
+from stemsplit.targets import get_target, is_shipped_checkpoint, load_spec, shipped_checkpoint_dirs
+from stemsplit.train import (
+    STATS_STREAM,
+    TrainConfig,
+    Trainer,
+    loss_fn,
+    make_optimizer,
+    mix_weights,
+    train_step,
+)
 
 from .conftest import make_musdb
 
@@ -52,6 +61,7 @@ def _params(tr):
     return checkpoint.tree_to_arrays(jax.device_get(tr.params))
 
 
+@pytest.mark.slow
 def test_loss_falls(data, tdir, tmp_path):
     tr = _trainer(data, tdir, tmp_path / "run", steps=80, lr=3e-3)
     tr.run(out=tmp_path / "v.npz", progress=False)
@@ -68,6 +78,7 @@ def test_loss_falls(data, tdir, tmp_path):
     assert val and np.isfinite(val[-1]["val_sdr"])
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_parameters(data, tdir, tmp_path):
     straight = _trainer(data, tdir, tmp_path / "a")
     straight.run(progress=False, out=tmp_path / "a.npz")
@@ -86,6 +97,7 @@ def test_resume_gives_the_same_parameters(data, tdir, tmp_path):
                 TrainConfig(steps=6, batch=2, frames=8), tmp_path / "b", resume=True)
 
 
+@pytest.mark.slow
 def test_resume_with_ema_and_wbce_gives_the_same_weights_and_average(data, tdir, tmp_path):
     kw = {"loss": "wbce", "ema": 0.9}
     straight = _trainer(data, tdir, tmp_path / "a", **kw)
@@ -110,6 +122,7 @@ def test_resume_with_ema_and_wbce_gives_the_same_weights_and_average(data, tdir,
                 TrainConfig(steps=6, batch=4, frames=8, loss="wbce", ema=0.5), tmp_path / "b", resume=True)
 
 
+@pytest.mark.slow
 def test_train_step_moves_the_average_by_its_decay():
     m = MaskCNN(model_config("tiny"), rngs=nnx.Rngs(0))
     graphdef, params, rest = nnx.split(m, nnx.Param, ...)
@@ -118,11 +131,12 @@ def test_train_step_moves_the_average_by_its_decay():
     x = jax.random.normal(jax.random.key(1), (2, 4 + 24, 513))
     y = jax.random.uniform(jax.random.key(2), (2, 4, 513))
     ema0 = jax.tree.map(lambda a: a + 1.0, params)
-    new, _, ema, loss = train_step(graphdef, params, rest, tx.init(params), ema0, x, y, jax.random.key(3),
-                                   tx=tx, loss_kind="wbce", ema_decay=0.75)
-    for e0, p, e in zip(jax.tree.leaves(ema0), jax.tree.leaves(new), jax.tree.leaves(ema), strict=True):
-        np.testing.assert_allclose(e, 0.75 * e0 + 0.25 * p, rtol=1e-6, atol=1e-6)
-    assert np.isfinite(float(loss))
+    for step, d in ((10_000, 0.75), (0, 0.1), (2, 0.25)):  # the decay warms up as (1 + step) / (10 + step)
+        new, _, ema, loss = train_step(graphdef, params, rest, tx.init(params), ema0, x, y, jax.random.key(3),
+                                       step, tx=tx, loss_kind="wbce", ema_decay=0.75)
+        for e0, p, e in zip(jax.tree.leaves(ema0), jax.tree.leaves(new), jax.tree.leaves(ema), strict=True):
+            np.testing.assert_allclose(e, d * e0 + (1 - d) * p, rtol=1e-5, atol=1e-5)
+        assert np.isfinite(float(loss))
 
 
 def test_wbce_weights_bins_by_the_mix_magnitude():
@@ -145,6 +159,7 @@ def test_wbce_weights_bins_by_the_mix_magnitude():
     np.testing.assert_allclose(float(one), bce[..., :1].mean(), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_article_single_frame_examples_train_the_same_network(data, tdir, tmp_path):
     spec = load_spec(tdir / "vocals.toml")
     train, valid = split_tracks([data], is_wav=True)
@@ -160,8 +175,7 @@ SCRIPT = textwrap.dedent("""
     from stemsplit import checkpoint
     from stemsplit.data.dataset import split_tracks
     from stemsplit.targets import load_spec
-    from stemsplit.model import MaskCNN, model_config
-from stemsplit.train import STATS_STREAM, TrainConfig, Trainer, loss_fn, make_optimizer, mix_weights, train_step
+    from stemsplit.train import TrainConfig, Trainer
     spec = load_spec({toml!r})
     train, valid = split_tracks([{data!r}], is_wav=True)
     tr = Trainer(spec, train, valid, TrainConfig(steps=3, batch=4, frames=8, val_every=1000, warmup=1), {run!r})
@@ -170,6 +184,7 @@ from stemsplit.train import STATS_STREAM, TrainConfig, Trainer, loss_fn, make_op
 """)
 
 
+@pytest.mark.slow
 def test_two_devices_match_one(data, tdir, tmp_path):
     results = {}
     for n in (1, 2):
@@ -184,19 +199,46 @@ def test_two_devices_match_one(data, tdir, tmp_path):
         np.testing.assert_allclose(results[1][k], results[2][k], atol=1e-5, err_msg=k)
 
 
+def _shipped_files() -> dict:
+    return {p: p.stat().st_mtime_ns for d in shipped_checkpoint_dirs() if d.is_dir() for p in d.rglob("*")}
+
+
+@pytest.mark.slow
 def test_cli_trains_a_new_target_from_a_toml_and_separates_with_it(data, tdir, tmp_path, capsys):
-    out = tmp_path / "ck" / "piano.npz"
     run = tmp_path / "run"
+    before = _shipped_files()
     argv = ["train", "--target", "piano", "--musdb-root", str(data), "--is-wav", "--steps", "4", "--batch", "2",
-            "--frames", "8", "--run-dir", str(run), "--out", str(out), "--targets-dir", str(tdir), "-q"]
+            "--frames", "8", "--run-dir", str(run), "--targets-dir", str(tdir), "-q"]
     assert main(argv) == 0
+    out = run / "piano.npz"  # no --out: the run folder, never the package's checkpoints
     assert checkpoint.load_model(out)[1].name == "piano"
+    assert _shipped_files() == before
     assert main(["train", "--plot", str(run)]) == 0 and (run / "curves.png").stat().st_size > 1000
     sep_out = tmp_path / "sep"
     mix = data / "test" / "song5-0" / "mixture.wav"
     code = main(["separate", str(mix), "--targets", "piano", "--targets-dir", str(tdir), "--checkpoint-dir",
-                 str(out.parent), "-o", str(sep_out), "-q"])
+                 str(run), "-o", str(sep_out), "-q"])
     assert code == 0 and (sep_out / "mixture" / "piano.wav").exists()
+
+
+def test_shipped_checkpoints_are_overwritten_only_when_asked(data, tdir, tmp_path, capsys, monkeypatch):
+    shipped = get_target("vocals").find_checkpoint()
+    assert shipped is not None and is_shipped_checkpoint(shipped) and not is_shipped_checkpoint(tmp_path / "v.npz")
+    calls = []
+    monkeypatch.setattr("stemsplit.train.train", lambda *a, **k: calls.append(k["out"]) or Path(k["out"]))
+    before = _shipped_files()
+    argv = ["train", "--target", "vocals", "--musdb-root", str(data), "--is-wav", "--out", str(shipped), "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shipped" in err[0] and "--overwrite-shipped" in err[0] and calls == []
+    assert main(["calibrate", str(shipped), "--musdb-root", str(data), "--is-wav"]) == 2
+    assert "--overwrite-shipped" in capsys.readouterr().err
+    # a run folder inside the shipped checkpoints would put the default output there too
+    assert main(["train", "--target", "vocals", "--musdb-root", str(data), "--is-wav", "--run-dir",
+                 str(shipped.parent), "-q"]) == 2
+    assert "--overwrite-shipped" in capsys.readouterr().err
+    assert _shipped_files() == before
+    assert main(argv + ["--overwrite-shipped"]) == 0 and calls == [str(shipped)]  # (train itself is stubbed)
 
 
 def test_train_errors(data, tdir, capsys):
@@ -209,6 +251,7 @@ def test_train_errors(data, tdir, capsys):
         TrainConfig(loss="hinge")
 
 
+@pytest.mark.slow
 def test_inputs_start_standardised_from_the_training_data(data, tdir, tmp_path):
     tr = _trainer(data, tdir, tmp_path / "run", steps=2)
     m = tr.model()
@@ -221,3 +264,28 @@ def test_inputs_start_standardised_from_the_training_data(data, tdir, tmp_path):
     # a resumed run keeps its trained statistics instead of drawing new ones
     again = _trainer(data, tdir, tmp_path / "run", steps=2, resume=True)
     np.testing.assert_array_equal(np.asarray(again.model().in_shift[...]), np.asarray(tr.model().in_shift[...]))
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_state_and_resume_continues(data, tdir, tmp_path):
+    """A session that ends by SIGTERM (as background runs do) keeps its progress."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "stemsplit", "train", "--target", "vocals", "--musdb-root", str(data), "--is-wav",
+            "--steps", "100000", "--batch", "2", "--frames", "8", "--val-every", "100000", "--run-dir", str(run),
+            "--targets-dir", str(tdir), "-q"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = run / "metrics.jsonl", time.time() + 240
+    while time.time() < deadline and not (metrics.exists() and '"loss"' in metrics.read_text()):
+        time.sleep(0.5)
+    assert p.poll() is None, p.communicate()[1][-2000:]
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=120)
+    step = checkpoint.load(run / "state.npz")[1]["step"]
+    assert step >= 20
+    tr = Trainer(load_spec(tdir / "vocals.toml"), *split_tracks([data], is_wav=True),
+                 TrainConfig(steps=100000, batch=2, frames=8, val_every=100000, loss="wbce", ema=0.999),
+                 run, resume=True)
+    assert tr.step == step

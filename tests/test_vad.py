@@ -21,6 +21,7 @@ def test_segments_hysteresis_and_minimums():
     p[70:72] = 0.9   # too short, isolated: dropped
     segs = vad.vocal_segments(times, p, on=0.6, off=0.4, min_duration=0.05, min_gap=0.1)
     assert segs == [(0.1, 0.42)]
+    assert all(type(v) is float for seg in segs for v in seg) and repr(segs) == "[(0.1, 0.42)]"  # plain floats
     segs = vad.vocal_segments(times, p, on=0.6, off=0.4, min_duration=0.0, min_gap=0.0)
     assert segs == [(0.1, 0.33), (0.4, 0.42), (0.7, 0.72)]
     p[90:] = 0.95    # open at the end: closes at the last frame's end
@@ -82,6 +83,7 @@ def test_gating_silences_vocals_where_no_voice(act_dir):
         Separator(["vocals"], targets_dir=[act_dir], gate_vocals=True, gate_target="vocals")
 
 
+@pytest.mark.slow
 def test_train_activity_detector_and_score_it(tmp_path):
     root = make_musdb(tmp_path / "data", tracks=10, seconds=3.0)
     make_musdb(tmp_path / "data", tracks=2, seconds=3.0, subset="test", seed=7)
@@ -91,8 +93,9 @@ def test_train_activity_detector_and_score_it(tmp_path):
         'name = "vocal-activity"\nstems = ["vocals"]\ntask = "activity"\n[model]\npreset = "tiny"\n'
         'conv_channels = 4\ndense_units = 16\n')
     out = tmp_path / "va.npz"
-    assert main(["train", "--target", "vocal-activity", "--musdb-root", str(root), "--is-wav", "--steps", "150",
-                 "--batch", "8", "--frames", "32", "--lr", "3e-3", "--run-dir", str(tmp_path / "run"), "--out",
+    assert main(["train", "--target", "vocal-activity", "--musdb-root", str(root), "--is-wav", "--steps", "300",
+                 "--batch", "8", "--frames", "32", "--lr", "3e-3", "--run-dir",
+                 str(tmp_path / "run"), "--out",
                  str(out), "--targets-dir", str(tdir), "-q"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("val_accuracy" in r for r in rows)

@@ -29,7 +29,7 @@ from ..errors import DependencyError, OptionError
 from ._synth_compose import VOICE_PROGRAMS, Note, Song, compose
 from ._synth_sources import FluidRenderer, hydrogen_kits, load_audio, pitch_warp, sing_festival
 
-__all__ = ["SynthConfig", "SynthError", "STEMS", "render_track", "render_dataset", "available"]
+__all__ = ["SynthConfig", "SynthError", "STEMS", "render_track", "render_dataset", "available", "require_tools"]
 
 STEMS = ("vocals", "drums", "bass", "other")
 
@@ -150,11 +150,14 @@ def available(config: SynthConfig | None = None) -> list[str]:
     return missing
 
 
-def _require(config: SynthConfig) -> None:
+def require_tools(config: SynthConfig) -> None:
+    """Raise :class:`SynthError` naming every missing package (and how to install them) unless all are here."""
     missing = available(config)
     if missing:
-        raise SynthError("cannot render the synthetic corpus; install: " + "; ".join(missing)
-                         + " (scripts/install-system-deps.sh installs the Debian packages)")
+        raise SynthError("cannot render the synthetic corpus; missing: " + "; ".join(missing)
+                         + ". In a stemsplit checkout, bash scripts/install-system-deps.sh --synth installs the "
+                         "Debian packages (libfluidsynth3 fluid-soundfont-gm festival festvox-kallpc16k "
+                         "festvox-kdlpc16k hydrogen-drumkits) and pip install 'stemsplit[synth]' the Python ones")
 
 
 # ---------------------------------------------------------------- helpers
@@ -448,7 +451,7 @@ def render_track(seed: int, config: SynthConfig) -> dict[str, np.ndarray]:
     SynthError
         When fluidsynth, a soundfont, festival or pedalboard is missing.
     """
-    _require(config)
+    require_tools(config)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x53594E54]))
     sr = config.sample_rate
     total = int(round(config.seconds * sr))
@@ -593,7 +596,7 @@ def render_dataset(out: str | os.PathLike, *, tracks: int, seconds: float, seed:
     if workers < 1:
         raise OptionError(f"workers must be at least 1, got {workers}")
     config = replace(config or SynthConfig(), seconds=float(seconds))
-    _require(config)
+    require_tools(config)
     root = Path(out)
     test = _split(tracks, seed, config.test_fraction)
     jobs = []
