@@ -20,8 +20,10 @@ def main(folder: Path) -> None:
         val = ", ".join(f"{k} {t[k]:.3f}" for k in ("val_sdr", "val_accuracy", "val_loss") if k in t)
         m = meta["target"]["model"]
         thr = f"{t['threshold']:.2f} (calibrated)" if "threshold" in t else "0.50"
+        dec = f", decoder {m['decoder']}" if m.get("decoder") else ""
         print(f"| {path.name} | {meta['target']['name']} | {m['conv_channels']} filters, Dense {m['dense_units']}"
-              f"{', local head' if m.get('local_head') else ''} | "
+              f"{', local head' if m.get('local_head') else ''}"
+              f"{dec} | "
               f"{path.stat().st_size / 1024:.0f} KB | {t.get('step', '?')} of {t.get('steps_planned', '?')} | "
               f"{t.get('wall_time_s', 0) / 60:.0f} min | {val or '—'} | {thr} | {meta['sha256'][:12]} |")
 

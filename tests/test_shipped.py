@@ -1,6 +1,7 @@
 """The shipped checkpoints: they load safely, are small, carry their calibration, and really separate the bundled
 example (re-rendered here from its seed, so its true stems are known)."""
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -17,14 +18,25 @@ from .conftest import require_synth_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 FOUR = ("vocals", "drums", "bass", "other")
-#: measured with the shipped checkpoints: vocals +8.6, drums +6.0, bass +9.5, other +8.5 dB over the mix
-MIN_GAIN_DB = dict.fromkeys(FOUR, 4.0)
+#: gain in dB over the best constant split c * mix (see best_constant_sdr), measured on the example with the shipped
+#: checkpoints: vocals +3.76 (the real-data vocals model; the example is synthetic), drums +0.62, bass +2.64,
+#: other +1.73 (the earlier drums/bass/other models: they barely beat a scaled mix and await retraining)
+MIN_GAIN_DB = {"vocals": 3.0, "drums": 0.3, "bass": 2.0, "other": 1.0}
+#: the shipped files, pinned: a changed checkpoint must come with new measurements (docs/checkpoints.md)
+SHA256 = {
+    "bass": "03b8fb1b007aa04f43bd9d9df61bac713e6518f07c3d390dd2ad4302cfd8c072",
+    "drums": "ee952e7e3845c06c45f94364f1ad5a1add489a413e2f581ee94a4e0c4612aa53",
+    "other": "899a100bb6ed88530dfe7d787cffeffbaa738df9ea9e54c1aa25d516a6074f73",
+    "vocal-activity": "f4851d79e75e061740ab70687594f6adeb48bf2b2b0bb61b4ae5457562f492a5",
+    "vocals": "f8c218663701c84c1ef606f20f23605961b605073453993438cc5993883513e3",
+}
 
 
 @pytest.mark.parametrize("name", FOUR + ("vocal-activity",))
 def test_checkpoint_is_shipped_small_and_calibrated(name):
     path = get_target(name).find_checkpoint()
     assert path is not None and path.stat().st_size < 5 * 2 ** 20
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == SHA256[name]
     model, spec, meta = checkpoint.load_model(path)
     t = meta["training"]
     assert t["step"] > 0 and t["wall_time_s"] > 0 and t["data"]
@@ -44,11 +56,19 @@ def example():
     return stems, mix.T, sr
 
 
+def best_constant_sdr(stem: np.ndarray, mix: np.ndarray) -> float:
+    """SDR of the best constant split ``c * mix`` for this stem (``c`` chosen with the true stem): what a
+    "separator" that only scales the mix reaches at best. Constant splits still add up to the mix, so beating the
+    mix alone proves little (a quarter of the mix per stem gains 5-7 dB over the mix on the example)."""
+    c = float(np.sum(stem * mix) / np.sum(mix * mix))
+    return quick_sdr(stem, c * mix)
+
+
 @pytest.mark.slow
 def test_shipped_models_separate_the_example(example):
     stems, mix, sr = example
     out = Separator(FOUR).separate(mix, sr)
     np.testing.assert_allclose(sum(out.values()), mix, atol=1e-4)
-    gains = {k: quick_sdr(stems[k], out[k]) - quick_sdr(stems[k], mix) for k in FOUR}
-    for k in FOUR:  # every stem is clearly closer to the truth than the mix is
+    gains = {k: quick_sdr(stems[k], out[k]) - best_constant_sdr(stems[k], mix) for k in FOUR}
+    for k in FOUR:  # every stem is clearly closer to the truth than the best scaled mix is
         assert gains[k] > MIN_GAIN_DB[k], gains
