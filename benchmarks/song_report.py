@@ -1,10 +1,10 @@
 """Listening material for the shipped models: separate real songs and draw spectrograms and masks.
 
-    python benchmarks/song_report.py OUT [SONG ...]     # default songs: ../shared/data/songs/*, real-material/songs/*
+    python benchmarks/song_report.py OUT [--start S] [SONG ...]   # default songs: ../shared/data/songs/*, ...
 
 For each song: the stems (`OUT/<song>/<stem>.wav`, for listening), and `OUT/<song>.png` with the mix's log
-spectrogram, each target's mask scores (model band) and the binary masks under the dominance rule, for the first
-20 s. Uses every target that has a checkpoint.
+spectrogram, each target's mask scores (model band) and the binary masks under the dominance rule, for 20 s from
+``--start`` (default 0). Uses every target that has a checkpoint.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from stemsplit import audio, list_targets, spectral
 from stemsplit.separate import Separator
 
 
-def draw(mix: np.ndarray, sr: int, sep: Separator, out: Path, seconds: float = 20.0) -> None:
+def draw(mix: np.ndarray, sr: int, sep: Separator, out: Path, seconds: float = 20.0, start: float = 0.0) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = mix[:, : int(seconds * sr)]
+    x = mix[:, int(start * sr): int((start + seconds) * sr)]
     g = spectral.FRONTEND.grid(sr)
     spec = spectral.signal_stft(x, g)
     feats = spectral.features(spec, g)
@@ -32,7 +32,7 @@ def draw(mix: np.ndarray, sr: int, sep: Separator, out: Path, seconds: float = 2
     m, _ = sep.stem_masks(scores, g.n_bins)
     k = len(sep.specs)
     fig, axes = plt.subplots(1 + 2 * k, 1, figsize=(12, 2.2 * (1 + 2 * k)), sharex=True)
-    ext = (0, x.shape[1] / sr, 0, 11.025)
+    ext = (start, start + x.shape[1] / sr, 0, 11.025)
     axes[0].imshow(feats.T, origin="lower", aspect="auto", cmap="magma", extent=ext)
     axes[0].set_title("mix: log magnitude (kHz)")
     for i, s in enumerate(sep.specs):
@@ -46,7 +46,7 @@ def draw(mix: np.ndarray, sr: int, sep: Separator, out: Path, seconds: float = 2
     plt.close(fig)
 
 
-def main(out: Path, songs: list[Path]) -> None:
+def main(out: Path, songs: list[Path], start: float = 0.0) -> None:
     names = [r["name"] for r in list_targets() if r["checkpoint"] and r["task"] == "mask"]
     if not names:
         raise SystemExit("no trained targets yet")
@@ -57,7 +57,10 @@ def main(out: Path, songs: list[Path]) -> None:
         stems = sep.separate(mix, sr)
         for name, data in stems.items():
             audio.write(out / song.stem / f"{name}.wav", data, sr)
-        draw(mix, sr, sep, out / f"{song.stem}.png")
+        shares = {k: float(np.sum(v.astype(np.float64) ** 2)) for k, v in stems.items()}
+        total = sum(shares.values()) or 1.0
+        print(song.stem, "energy shares:", ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in shares.items()))
+        draw(mix, sr, sep, out / f"{song.stem}.png", start=start)
         print(out / f"{song.stem}.png")
 
 
@@ -66,6 +69,11 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if not args:
         raise SystemExit(__doc__)
+    start = 0.0
+    if "--start" in args:
+        i = args.index("--start")
+        start = float(args[i + 1])
+        del args[i:i + 2]
     songs = [Path(a) for a in args[1:]] or sorted((root / "songs").glob("*.mp3")) + sorted(
         (root / "real-material" / "songs").glob("*.ogg"))
-    main(Path(args[0]), songs)
+    main(Path(args[0]), songs, start)
