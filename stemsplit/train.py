@@ -389,11 +389,13 @@ class Trainer:
         prefetch = _Prefetcher(self._local_batch, self.step, stop_step)
         last_save, t_last, frames_done, stopped = time.time(), time.time(), 0, False
         losses: list[float] = []
-        # a stop by SIGTERM (the end of a session, `kill`) saves the state like Ctrl-C does
-        on_term = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
-            else None
+        # a stop by SIGTERM (the end of a session, `kill`) finishes the current step, saves the state and ends
+        # as Ctrl-C does; the handler only sets a flag, so no step is cut between donating and storing the weights
+        term = threading.Event()
+        on_term = (signal.signal(signal.SIGTERM, lambda *_: term.set())
+                   if threading.current_thread() is threading.main_thread() else None)
         try:
-            while self.step < stop_step and not stopped:
+            while self.step < stop_step and not stopped and not term.is_set():
                 step, (x, y) = prefetch.get()
                 key = jax.random.fold_in(self.key, step)
                 self.params, self.opt_state, self.ema, loss = self._step(
@@ -427,6 +429,9 @@ class Trainer:
             bar.close()
             if on_term is not None:
                 signal.signal(signal.SIGTERM, on_term)
+        if term.is_set():
+            self._save_state()
+            raise KeyboardInterrupt
         if self.step < cfg.steps and not stopped:
             return None
         return self._finish(out)
@@ -478,11 +483,6 @@ class Trainer:
                                    data="training tracks")
         self._log({"calibrated_threshold": res["threshold"], "calibration_sdr": res["sdr"]})
         return res
-
-
-def _interrupt(signum, frame) -> None:
-    """SIGTERM handler: stop the training loop as Ctrl-C would (the state is saved on the way out)."""
-    raise KeyboardInterrupt
 
 
 def _jsonable(d):
