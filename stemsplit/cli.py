@@ -83,6 +83,21 @@ def _status(text: str, quiet: bool):
     return tqdm(total=0, desc=text, bar_format="{desc} ...", disable=quiet, leave=False)
 
 
+def _add_stem_options(q: argparse.ArgumentParser) -> None:
+    """The output and separation options that `separate` and `batch` share."""
+    from .audio import FORMATS
+
+    q.add_argument("-o", "--out", default="separated", metavar="OUTDIR", help="output folder (default: separated)")
+    q.add_argument("-t", "--targets", type=_targets_arg, default=["vocals"],
+                   help="comma-separated targets, e.g. vocals,drums,bass,other (default: vocals)")
+    q.add_argument("-f", "--format", default="wav", choices=sorted(FORMATS), help="output format (default: wav)")
+    q.add_argument("--mask", default="binary", choices=["binary", "soft"],
+                   help="binary masks under the dominance rule (default) or soft ratio masks")
+    q.add_argument("--no-residual", action="store_true", help="do not write the residual/accompaniment stem")
+    q.add_argument("--gate-vocals", action="store_true",
+                   help="silence the vocals stem where the vocal activity detector hears no voice")
+
+
 def _add_encoding_options(p: argparse.ArgumentParser) -> None:
     """--int24 / --float32 / --clip: how stems are stored (default 16-bit PCM, clamped at full scale)."""
     from .audio import CLIP_MODES
@@ -415,7 +430,6 @@ def _serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from . import __version__
-    from .audio import FORMATS
 
     p = argparse.ArgumentParser(prog="stemsplit", description="Split music into stems with small mask CNNs.")
     p.add_argument("--version", action="version", version=f"stemsplit {__version__}")
@@ -424,16 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("separate", help="separate audio files into stems",
                        description="Separate audio files into OUTDIR/<file name>/<stem>.<format>.")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, ...)")
-    s.add_argument("-o", "--out", default="separated", metavar="OUTDIR", help="output folder (default: separated)")
-    s.add_argument("-t", "--targets", type=_targets_arg, default=["vocals"],
-                   help="comma-separated targets, e.g. vocals,drums,bass,other (default: vocals)")
-    s.add_argument("-f", "--format", default="wav", choices=sorted(FORMATS), help="output format (default: wav)")
-    s.add_argument("--mask", default="binary", choices=["binary", "soft"],
-                   help="binary masks under the dominance rule (default) or soft ratio masks")
-    s.add_argument("--no-residual", action="store_true",
-                   help="do not write the residual/accompaniment stem")
-    s.add_argument("--gate-vocals", action="store_true",
-                   help="silence the vocals stem where the vocal activity detector hears no voice")
+    _add_stem_options(s)
     _add_encoding_options(s)
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
@@ -451,15 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "A rerun skips finished files. Exit code 1 when some files failed.")
     b.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files, folders (searched recursively) or .txt/.m3u lists with one path per line")
-    b.add_argument("-o", "--out", default="separated", metavar="OUTDIR", help="output folder (default: separated)")
-    b.add_argument("-t", "--targets", type=_targets_arg, default=["vocals"],
-                   help="comma-separated targets, e.g. vocals,drums,bass,other (default: vocals)")
-    b.add_argument("-f", "--format", default="wav", choices=sorted(FORMATS), help="output format (default: wav)")
-    b.add_argument("--mask", default="binary", choices=["binary", "soft"],
-                   help="binary masks under the dominance rule (default) or soft ratio masks")
-    b.add_argument("--no-residual", action="store_true", help="do not write the residual/accompaniment stem")
-    b.add_argument("--gate-vocals", action="store_true",
-                   help="silence the vocals stem where the vocal activity detector hears no voice")
+    _add_stem_options(b)
     b.add_argument("--workers", type=_positive_int, metavar="N",
                    help="worker processes of the local cluster, one core each (default: one per core)")
     b.add_argument("--scheduler", metavar="ADDRESS",
