@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from .errors import TargetError
+from .spectral import FRONTEND
 
 __all__ = ["ModelConfig", "MaskCNN", "PRESETS", "model_config", "receptive_field"]
 
@@ -57,8 +58,8 @@ class ModelConfig:
 
     conv_channels: int = 16
     dense_units: int = 64
-    outputs: int = 513
-    n_bins: int = 513
+    outputs: int = FRONTEND.n_bins
+    n_bins: int = FRONTEND.n_bins
     conv_dropout: float = 0.25
     dense_dropout: float = 0.5
     leaky_slope: float = 0.01
@@ -110,14 +111,36 @@ def model_config(preset: str = "article", **overrides) -> ModelConfig:
     return ModelConfig(**{**PRESETS[preset], **overrides})
 
 
-def receptive_field() -> int:
-    """Frames of input one output frame depends on (the seed method's 25)."""
-    return 25
+#: (layer, kind, time dilation) of the fully convolutional trunk, in order: the one description of its geometry.
+#: Every layer is 3 wide along time, so each consumes (and a stream keeps) ``2 * dilation`` rows of its input;
+#: each pool also divides the frequency axis by 3. The per-window pass uses the same layers undilated, with
+#: the pools striding 3 along time instead.
+_STREAM_LAYERS = (("conv1", "conv", 1), ("conv2", "conv", 1), ("pool1", "pool", 1),
+                  ("conv3", "conv", 3), ("conv4", "conv", 3), ("pool2", "pool", 3))
 
+#: the layer whose full-resolution output feeds the local head and the decoder's skip connections
+_CENTRE_LAYER = "conv2"
+
+
+def _rows_consumed(layers: tuple[tuple[str, str, int], ...]) -> int:
+    """Time rows a run of trunk layers consumes (``2 * dilation`` each)."""
+    return sum(2 * d for _, _, d in layers)
+
+
+def receptive_field() -> int:
+    """Frames of input one output frame depends on (the seed method's 25): the rows the trunk consumes, plus one."""
+    return _rows_consumed(_STREAM_LAYERS) + 1
+
+
+#: output rows a fresh stream produces before the first real frame (the receptive field minus one)
+STREAM_WARMUP = receptive_field() - 1
+
+_FULL_RES_LAYERS = _STREAM_LAYERS[:[name for name, _, _ in _STREAM_LAYERS].index(_CENTRE_LAYER) + 1]
 
 #: rows the two full-resolution convolutions consume before the window's centre (the local head's offset):
-#: the window's centre is input row 12 of 25, and row ``r`` after conv2 is centred on input row ``r + 2``
-LOCAL_OFFSET = 10
+#: the window's centre is input row ``receptive_field() // 2`` (12 of 25), and row ``r`` after conv2 is centred
+#: on input row ``r + 2`` (half the rows conv1 and conv2 consume), so the centre is conv2's row 10
+LOCAL_OFFSET = receptive_field() // 2 - _rows_consumed(_FULL_RES_LAYERS) // 2
 
 
 def _conv(x: jax.Array, conv: nnx.Conv, dilation: int) -> jax.Array:
@@ -190,17 +213,21 @@ class MaskCNN(nnx.Module):
         self.dense_dropout = nnx.Dropout(config.dense_dropout)
 
     def _trunk(self, x: jax.Array, dilated: bool, rngs: nnx.Rngs | None) -> tuple[jax.Array, jax.Array]:
-        """Convolutions and pools; x is (batch, time, freq) features. Returns the pooled maps
-        (batch, time', freq/9, ch) and the full-resolution maps after conv2 (batch, time - 4, freq, ch)."""
+        """Convolutions and pools (:data:`_STREAM_LAYERS`); x is (batch, time, freq) features. Returns the
+        pooled maps (batch, time', freq/9, ch) and the full-resolution maps after conv2 (batch, time - 4, freq,
+        ch). ``dilated``: the fully convolutional form (pools of stride 1, later layers dilated); otherwise the
+        per-window form (undilated, pools of stride 3 along time)."""
         act = lambda h: jax.nn.leaky_relu(h, self.config.leaky_slope)  # noqa: E731
         h = ((x - self.in_shift[...]) * self.in_scale[...])[..., None]
-        h = act(_conv(h, self.conv1, 1))
-        full = act(_conv(h, self.conv2, 1))
-        h = self.conv_dropout(_pool(full, 1, 1) if dilated else _pool(full, 3, 1), rngs=rngs)
-        d = 3 if dilated else 1
-        h = act(_conv(h, self.conv3, d))
-        h = act(_conv(h, self.conv4, d))
-        return self.conv_dropout(_pool(h, 1, 3) if dilated else _pool(h, 3, 1), rngs=rngs), full
+        full = None
+        for name, kind, d in _STREAM_LAYERS:
+            if kind == "conv":
+                h = act(_conv(h, getattr(self, name), d if dilated else 1))
+            else:
+                h = self.conv_dropout(_pool(h, 1, d) if dilated else _pool(h, 3, 1), rngs=rngs)
+            if name == _CENTRE_LAYER:
+                full = h
+        return h, full
 
     def _head(self, h: jax.Array, centre: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
         """Logits (..., outputs) from the pooled maps (..., freq/9, ch) and, for the local head, the
@@ -224,8 +251,8 @@ class MaskCNN(nnx.Module):
         Parameters
         ----------
         x : jax.Array
-            Features, shape ``(batch, frames + 24, n_bins)``: the frames to predict plus 12 frames of context
-            on each side.
+            Features, shape ``(batch, frames + receptive_field() - 1, n_bins)``: the frames to predict plus
+            ``receptive_field() // 2`` frames (12) of context on each side.
         rngs : nnx.Rngs, optional
             Dropout keys (stream ``dropout``); needed only in training mode.
 
@@ -251,19 +278,17 @@ class MaskCNN(nnx.Module):
         return self._head(h[:, 0], full[:, LOCAL_OFFSET], None).reshape((x.shape[0], frames, -1))
 
 
-#: (layer, kind, dilation) of the fully convolutional trunk, in order; each keeps 2 * dilation rows of its input
-_STREAM_LAYERS = (("conv1", "conv", 1), ("conv2", "conv", 1), ("pool1", "pool", 1),
-                  ("conv3", "conv", 3), ("conv4", "conv", 3), ("pool2", "pool", 3))
-
-#: output rows a fresh stream produces before the first real frame (the receptive field minus one)
-STREAM_WARMUP = 24
-
-
 def stream_init(model: MaskCNN) -> list[jax.Array]:
     """Zeroed per-layer input tails for :func:`stream_apply` (batch 1); the last one holds conv2's latest
     :data:`LOCAL_OFFSET` output rows, the window centres of frames still waiting for the rest of their window."""
-    c, f = model.config.conv_channels, model.config.n_bins
-    shapes = [(2, f, 1), (2, f, c), (2, f, c), (6, f // 3, c), (6, f // 3, c), (6, f // 3, c), (LOCAL_OFFSET, f, c)]
+    c, f, ch = model.config.conv_channels, model.config.n_bins, 1
+    shapes = []
+    for _, kind, d in _STREAM_LAYERS:  # each layer's input: 2 * d rows, the current frequency size and channels
+        shapes.append((2 * d, f, ch))
+        ch = c
+        if kind == "pool":
+            f //= 3
+    shapes.append((LOCAL_OFFSET, model.config.n_bins, c))
     return [jnp.zeros((1,) + s, jnp.float32) for s in shapes]
 
 
@@ -298,7 +323,7 @@ def stream_apply(model: MaskCNN, tails: list[jax.Array], x: jax.Array,
         inp = jnp.concatenate([tail, h], axis=1)
         new_tails.append(jax.lax.dynamic_slice_in_dim(inp, n_valid, tail.shape[1], axis=1))
         h = act(_conv(inp, getattr(model, name), d)) if kind == "conv" else _pool(inp, 1, d)
-        if name == "conv2":  # output row j's window centre is conv2's row j - LOCAL_OFFSET
+        if name == _CENTRE_LAYER:  # output row j's window centre is conv2's row j - LOCAL_OFFSET
             centres = jnp.concatenate([tails[-1], h], axis=1)
     new_tails.append(jax.lax.dynamic_slice_in_dim(centres, n_valid, LOCAL_OFFSET, axis=1))
     return model._head(h[0], centres[0, :h.shape[1]], None), new_tails

@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from .errors import OptionError, TargetError, UnknownTargetError
@@ -71,6 +71,22 @@ def sanitize_name(name: str) -> str:
     return clean[:120]
 
 
+def _opt_float(v) -> float | None:
+    return None if v is None else float(v)
+
+
+def _read_model(m: dict) -> ModelConfig:
+    """A ``[model]`` table: a preset name (default ``"article"``) plus :class:`ModelConfig` overrides."""
+    m = dict(m)
+    return model_config(m.pop("preset", "article"), **m)
+
+
+#: converters for fields annotated with a plain type; :class:`TargetSpec`'s other fields name theirs in their
+#: metadata (``read``: TOML value -> field value, for :meth:`TargetSpec.from_dict`), and a field whose plain
+#: value is not the attribute itself names how to write it (``write``: spec -> value, for ``to_dict``)
+_PLAIN = {"str": str, "int": int, "float": float}
+
+
 @dataclass(frozen=True)
 class TargetSpec:
     """One target, as described by its TOML file.
@@ -102,11 +118,12 @@ class TargetSpec:
     """
 
     name: str
-    stems: tuple[str, ...]
+    stems: tuple[str, ...] = field(metadata={"read": tuple, "write": lambda spec: list(spec.stems)})
     task: str = "mask"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    checkpoint: str = ""
-    threshold: float | None = None
+    model: ModelConfig = field(default_factory=model_config,
+                               metadata={"read": _read_model, "write": lambda spec: spec.model.to_dict()})
+    checkpoint: str = field(default="", metadata={"write": lambda spec: spec.checkpoint_file})
+    threshold: float | None = field(default=None, metadata={"read": _opt_float})
     priority: int = 0
     description: str = ""
     activity_db: float = -15.0
@@ -148,35 +165,35 @@ class TargetSpec:
 
     def to_dict(self) -> dict:
         """Plain values, for checkpoint metadata."""
-        return {"name": self.name, "stems": list(self.stems), "task": self.task, "model": self.model.to_dict(),
-                "checkpoint": self.checkpoint_file, "threshold": self.threshold, "priority": self.priority,
-                "description": self.description, "activity_db": self.activity_db}
+        return {f.name: f.metadata["write"](self) if "write" in f.metadata else getattr(self, f.name)
+                for f in _FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict, source: Path | None = None) -> TargetSpec:
-        """Build from TOML or metadata values, with clear errors for wrong keys or types."""
+        """Build from TOML or metadata values, with clear errors for wrong keys or types.
+
+        A key left out takes the field's default (the ``"article"`` model for ``model``)."""
         d = dict(d)
-        known = {"name", "stems", "task", "model", "checkpoint", "threshold", "priority", "description",
-                 "activity_db"}
-        unknown = set(d) - known
+        unknown = set(d) - set(_READERS)
         where = f" in {source}" if source else ""
         if unknown:
             raise TargetError(f"unknown key(s) {', '.join(sorted(unknown))}{where}")
-        if "name" not in d or "stems" not in d:
-            raise TargetError(f"a target needs 'name' and 'stems'{where}")
-        m = dict(d.pop("model", {}) or {})
+        if any(name not in d for name in _REQUIRED):
+            raise TargetError(f"a target needs {' and '.join(map(repr, _REQUIRED))}{where}")
+        if "model" in d:  # a [model] table (empty or None: the "article" preset), copied before it is read
+            d["model"] = dict(d["model"] or {})
         try:
-            cfg = model_config(m.pop("preset", "article"), **m)
-            return cls(name=str(d["name"]), stems=tuple(d["stems"]), task=str(d.get("task", "mask")), model=cfg,
-                       checkpoint=str(d.get("checkpoint", "")), threshold=_opt_float(d.get("threshold")),
-                       priority=int(d.get("priority", 0)), description=str(d.get("description", "")),
-                       activity_db=float(d.get("activity_db", -15.0)), source=source)
+            return cls(**{name: read(d[name]) for name, read in _READERS.items() if name in d}, source=source)
         except (TypeError, ValueError) as e:
             raise TargetError(f"malformed target{where}: {e}") from None
 
 
-def _opt_float(v) -> float | None:
-    return None if v is None else float(v)
+#: the fields a target file (or checkpoint metadata) holds, in order: every field but ``source``
+_FIELDS = tuple(f for f in fields(TargetSpec) if f.name != "source")
+_REQUIRED = tuple(f.name for f in _FIELDS if f.default is MISSING and f.default_factory is MISSING)
+#: field name -> converter from the TOML value, the model first (its errors, such as an unknown preset, win)
+_READERS = {f.name: f.metadata.get("read") or _PLAIN[f.type]
+            for f in sorted(_FIELDS, key=lambda f: f.name != "model")}
 
 
 def load_spec(path: str | os.PathLike) -> TargetSpec:

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import jax
@@ -557,8 +557,3 @@ def plot_metrics(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     fig.savefig(dest, dpi=100)
     plt.close(fig)
     return dest
-
-
-def with_overrides(cfg: TrainConfig, **kw) -> TrainConfig:
-    """``cfg`` with the non-None keyword values replaced."""
-    return replace(cfg, **{k: v for k, v in kw.items() if v is not None})

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from stemsplit import model as model_lib
+from stemsplit import spectral
 from stemsplit.errors import TargetError
 from stemsplit.model import MaskCNN, model_config
 
@@ -54,6 +56,13 @@ def test_receptive_field_is_25_frames(local, decoder):
     changed = np.nonzero(np.abs(poked - base).max(axis=-1)[0] > 0)[0]
     assert changed.min() >= 30 - 24 and changed.max() <= 30
     assert len(changed) > 0
+
+
+def test_geometry_derived_from_the_layer_list_matches_the_frontend():
+    assert model_lib.receptive_field() == spectral.FRONTEND.context == 25
+    assert model_lib.STREAM_WARMUP == model_lib.receptive_field() - 1 == 24
+    assert model_lib.LOCAL_OFFSET == 10
+    assert model_lib.ModelConfig().n_bins == model_lib.ModelConfig().outputs == spectral.FRONTEND.n_bins
 
 
 @pytest.mark.slow
