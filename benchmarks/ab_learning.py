@@ -22,7 +22,8 @@ import optax
 from flax import nnx
 
 import stemsplit.data.dataset as dataset
-from stemsplit.data.dataset import ExampleSampler, split_tracks
+from stemsplit.data.dataset import ExampleSampler
+from stemsplit.data.tracks import split_tracks
 from stemsplit.model import MaskCNN, model_config
 
 #: name -> (features, standardise inputs, lr, dropout or None for the article's, preset)

@@ -45,7 +45,7 @@ import numpy as np
 import soundfile as sf
 
 from stemsplit import audio as audio_io
-from stemsplit.data.dataset import find_tracks
+from stemsplit.data.tracks import find_tracks
 from stemsplit.evaluate import score, target_excerpt
 from stemsplit.separate import Separator
 

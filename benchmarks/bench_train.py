@@ -19,7 +19,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from stemsplit.data.dataset import split_tracks
+from stemsplit.data.tracks import split_tracks
 from stemsplit.targets import get_target
 from stemsplit.train import TrainConfig, Trainer
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stemsplit import checkpoint
-from stemsplit.data.dataset import find_tracks
+from stemsplit.data.tracks import find_tracks
 from stemsplit.evaluate import quick_sdr
 from stemsplit.separate import LoadedTarget, Separator, load_target
 from stemsplit.targets import get_targets

@@ -662,10 +662,9 @@ def separate_many(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike
     if isinstance(targets, str):
         targets = [targets]
     fmt = audio_io.check_format(fmt)
-    from .masks import MASK_MODES
+    from .masks import check_mode
 
-    if mask not in MASK_MODES:
-        raise OptionError(f"Unknown mask mode {mask!r}; choose one of {', '.join(MASK_MODES)}.")
+    check_mode(mask)
     out = _writable_folder(outdir)
     mpath = manifest_path(out, manifest)
     _check_manifest(mpath)

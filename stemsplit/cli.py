@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ClippingWarning, DataError, OptionError, OutputError, StemsplitError, StemsplitWarning
+from .errors import ClippingWarning, DataError, OptionError, StemsplitError, StemsplitWarning
 
 EXIT_USAGE = 2
 
@@ -55,22 +55,21 @@ def _shares_arg(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _progress_bar(total: int, desc: str, unit_scale: float, quiet: bool, loading: bool = False):
-    """A tqdm bar advanced by (done, total) sample callbacks, shown in seconds of audio; with ``loading`` its
-    label says "loading models" until the first block is done (the models compile on the first block)."""
+def _progress_bar(desc: str, quiet: bool, loading: bool = False):
+    """A tqdm bar advanced by the library's ``progress(done, total)`` callbacks (sized by them: nothing is read
+    twice); with ``loading`` its label says "loading models" until the first block is done (the models compile
+    on the first block)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=round(total / unit_scale, 1), desc=f"{desc} (loading models)" if loading else desc, unit="s",
-               disable=quiet, leave=False,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s audio [{elapsed}<{remaining}]")
-
+    bar = tqdm(total=1.0, desc=f"{desc} (loading models)" if loading else desc, disable=quiet, leave=False,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     state = {"loading": loading}
 
-    def update(done: int, _total: int) -> None:
+    def update(done: int, total: int) -> None:
         if state["loading"]:
             state["loading"] = False
             bar.set_description_str(desc, refresh=False)
-        bar.n = round(done / unit_scale, 1)
+        bar.n = done / total if total else 1.0
         bar.refresh()
 
     return bar, update
@@ -83,6 +82,14 @@ def _status(text: str, quiet: bool):
     return tqdm(total=0, desc=text, bar_format="{desc} ...", disable=quiet, leave=False)
 
 
+def _mask_option(p: argparse.ArgumentParser) -> None:
+    from .masks import MASK_MODES
+
+    p.add_argument("--mask", default="binary", metavar="{" + ",".join(MASK_MODES) + "}",
+                   help="binary masks under the dominance rule (default), soft ratio masks, or soft masks refined by "
+                        "a multichannel Wiener filter (wiener: offline only, slower)")
+
+
 def _add_stem_options(q: argparse.ArgumentParser) -> None:
     """The output and separation options that `separate` and `batch` share."""
     from .audio import FORMATS
@@ -90,9 +97,9 @@ def _add_stem_options(q: argparse.ArgumentParser) -> None:
     q.add_argument("-o", "--out", default="separated", metavar="OUTDIR", help="output folder (default: separated)")
     q.add_argument("-t", "--targets", type=_targets_arg, default=["vocals"],
                    help="comma-separated targets, e.g. vocals,drums,bass,other (default: vocals)")
-    q.add_argument("-f", "--format", default="wav", choices=sorted(FORMATS), help="output format (default: wav)")
-    q.add_argument("--mask", default="binary", choices=["binary", "soft"],
-                   help="binary masks under the dominance rule (default) or soft ratio masks")
+    q.add_argument("-f", "--format", default="wav", metavar="{" + ",".join(sorted(FORMATS)) + "}",
+                   help="output format (default: wav)")
+    _mask_option(q)
     q.add_argument("--no-residual", action="store_true", help="do not write the residual/accompaniment stem")
     q.add_argument("--gate-vocals", action="store_true",
                    help="silence the vocals stem where the vocal activity detector hears no voice")
@@ -117,28 +124,23 @@ def _separate(args: argparse.Namespace) -> int:
     from . import audio as audio_io
     from .separate import Separator
 
-    audio_io.Encoding(args.format, args.sample_format, args.clip)  # bad combinations fail before any work
+    enc = audio_io.Encoding(args.format, args.sample_format, args.clip)  # bad combinations fail before any work
     audio_io.check_output_dir(args.out)
     with _status(f"loading models ({', '.join(args.targets)})", args.quiet):
         sep = Separator(args.targets, residual=not args.no_residual, mask=args.mask, targets_dir=args.targets_dir,
                         checkpoint_dirs=args.checkpoint_dir or (), gate_vocals=args.gate_vocals)
     failures, first = 0, True
     for path in args.inputs:
+        bar, update = _progress_bar(os.path.basename(path), args.quiet, loading=first)
         try:
-            reader = audio_io.open_reader(path)
-            total, sr = reader.frames, reader.sr
-            reader.close()
-            bar, update = _progress_bar(total, os.path.basename(path), sr, args.quiet, loading=first)
-            try:
-                written = sep.separate_file(path, args.out, fmt=args.format, sample_format=args.sample_format,
-                                            clip=args.clip, progress=update)
-            finally:
-                bar.close()
+            written = sep.separate_file(path, args.out, fmt=enc, progress=update)
             first = False
         except StemsplitError as e:
+            bar.close()
             print(f"stemsplit: error: {e}", file=sys.stderr)
             failures += 1
             continue
+        bar.close()
         if not args.quiet:
             folder = next(iter(written.values())).parent
             shares = written.shares()
@@ -251,7 +253,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     results = evaluate_dataset(
         args.musdb_root, is_wav=args.is_wav, subset=args.subset, targets=args.targets, methods=methods,
         quick=args.quick, max_seconds=args.max_seconds, tracks=parse_target_list(args.tracks or "") or None,
-        targets_dir=args.targets_dir, out=args.out,
+        targets_dir=args.targets_dir, checkpoint_dirs=args.checkpoint_dir or (), out=args.out,
         progress=None if args.quiet else lambda track, method: print(f"{method:>5}: {track}", file=sys.stderr))
     files = write_report(results, args.out)
     print(files["md"].read_text())
@@ -260,18 +262,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 @_command("calibrate")
 def _calibrate(args: argparse.Namespace) -> int:
-    from .data.dataset import find_tracks
-    from .evaluate import calibrate_checkpoint
+    from .evaluate import calibrate_checkpoint, calibration_tracks
     from .targets import parse_target_list
 
     _refuse_shipped(args.checkpoint, args.overwrite_shipped)
-    names = parse_target_list(args.tracks or "")
-    tracks = [t for root in args.musdb_root for t in find_tracks(root, is_wav=args.is_wav, subset=args.subset)
-              if not names or t.name in names]
-    if not names and len(tracks) > args.max_tracks:  # an even spread over the roots' tracks, fixed
-        tracks = [tracks[i] for i in np.linspace(0, len(tracks) - 1, args.max_tracks).round().astype(int)]
-    if not tracks:
-        raise DataError("No tracks to calibrate on" + (f" named {args.tracks}" if args.tracks else "") + ".")
+    tracks = calibration_tracks(args.musdb_root, is_wav=args.is_wav, subset=args.subset,
+                                names=parse_target_list(args.tracks or "") or None, max_tracks=args.max_tracks)
     res = calibrate_checkpoint(args.checkpoint, tracks, seconds=args.seconds,
                                data=f"{', '.join(map(str, args.musdb_root))} ({args.subset})")
     for t, v in res["sdr"].items():
@@ -285,12 +281,13 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _vad(args: argparse.Namespace) -> int:
     import json
 
-    from . import audio as audio_io
     from .targets import parse_target_list
-    from .vad import ActivityDetector, evaluate_activity, plot_activity, vocal_segments
+    from .vad import ActivityDetector, activity_report
 
-    det = ActivityDetector(args.target, targets_dir=args.targets_dir)
+    det = ActivityDetector(args.target, targets_dir=args.targets_dir, checkpoint_dirs=args.checkpoint_dir or ())
     if args.musdb_root:
+        from .evaluate import evaluate_activity
+
         res = evaluate_activity(args.musdb_root, is_wav=args.is_wav, subset=args.subset, detector=det,
                                 tracks=parse_target_list(args.tracks or "") or None)
         if not res["tracks"]:
@@ -304,17 +301,11 @@ def _vad(args: argparse.Namespace) -> int:
         raise OptionError("--plot takes one INPUT.")
     report = {}
     for path in args.inputs:
-        times, probs, sr = det.file(path)
-        segs = vocal_segments(times, probs, on=args.on, off=args.off, min_duration=args.min_duration,
-                              min_gap=args.min_gap)
-        report[path] = {"segments": segs, "voiced_seconds": round(sum(e - s for s, e in segs), 3),
-                        "duration": round(float(times[-1]) if times.size else 0.0, 3)}
-        if args.plot:
-            audio, sr = audio_io.load(path)
-            plot_activity(audio, sr, times, probs, segs, args.plot, threshold=det.threshold)
+        report[path] = r = activity_report(det, path, on=args.on, off=args.off, min_duration=args.min_duration,
+                                           min_gap=args.min_gap, plot=args.plot)
         if not args.json:
-            print(f"{path}: {len(segs)} vocal segment(s), {report[path]['voiced_seconds']:.1f} s voiced")
-            for s, e in segs:
+            print(f"{path}: {len(r['segments'])} vocal segment(s), {r['voiced_seconds']:.1f} s voiced")
+            for s, e in r["segments"]:
                 print(f"  {s:8.2f} - {e:8.2f} s")
     if args.json:
         print(json.dumps(report, indent=2))
@@ -323,65 +314,34 @@ def _vad(args: argparse.Namespace) -> int:
 
 @_command("stream")
 def _stream(args: argparse.Namespace) -> int:
-    from . import audio as audio_io
-    from .stream import AlignedWriter, StreamSeparator, file_chunks, pcm_chunks, run_pipeline
+    from .stream import StreamOutput, StreamSeparator, file_chunks, pcm_chunks
 
     if args.live:
         from .live import run_live
 
-        return run_live(args)
+        return run_live(args.targets, rate=args.rate, channels=args.channels, chunk=args.chunk, stem=args.stem,
+                        mask=args.mask, residual=not args.no_residual, targets_dir=args.targets_dir,
+                        checkpoint_dirs=args.checkpoint_dir or ())
     if args.input == "-":
         if not args.rate or not args.channels:
             raise OptionError("Reading raw PCM from stdin needs --rate and --channels.")
         source, sr, channels = pcm_chunks(sys.stdin.buffer, args.chunk, args.channels), args.rate, args.channels
     else:
         source, sr, channels = file_chunks(args.input, args.chunk)
-    fmt = args.format or ("f32le" if args.output == "-" else "wav")
-    if args.output == "-" and fmt != "f32le":
-        raise OptionError("Standard output takes raw PCM only: use --format f32le.")
-    if fmt == "f32le" and (args.sample_format or args.clip != "clamp"):
-        raise OptionError("--int24, --float32 and --clip apply to wav and flac output; raw PCM is float32 as is.")
-    enc = None if fmt == "f32le" else audio_io.Encoding(fmt, args.sample_format, args.clip)
-    if args.output != "-":
-        audio_io.check_output_dir(Path(args.output).parent)
-        if Path(args.output).is_dir():
-            raise OutputError(f"Cannot write {args.output}: it is a folder; give a file name.")
+    out = StreamOutput(args.output, fmt=args.format, sample_format=args.sample_format, clip=args.clip, sr=sr,
+                       channels=channels)
     stream = StreamSeparator(args.targets, sr=sr, channels=channels, targets_dir=args.targets_dir,
                              checkpoint_dirs=args.checkpoint_dir or (), mask=args.mask,
                              residual=not args.no_residual)
-    stem = args.stem or args.targets[0]
-    if stem not in stream.stem_names:
-        raise OptionError(f"--stem {stem!r} is not produced; choose one of {', '.join(stream.stem_names)}.")
+    stem = stream.check_stem(args.stem or args.targets[0])
     if not args.quiet:
         print(f"stemsplit stream: {stem} at {sr} Hz, {channels} ch, latency {stream.latency} samples "
               f"({1000 * stream.latency_seconds:.0f} ms)", file=sys.stderr)
-    if args.output == "-":
-        out = sys.stdout.buffer
-
-        def write(block):
-            out.write(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
-            out.flush()
-
-        run_pipeline(source, stream, AlignedWriter(write, stem, stream.latency))
-        return 0
-    if fmt == "f32le":
-        from .checkpoint import atomic_path
-
-        with atomic_path(args.output, ".raw") as tmp, open(tmp, "wb") as fh:
-            run_pipeline(source, stream, AlignedWriter(
-                lambda b: fh.write(np.ascontiguousarray(b.T, dtype="<f4").tobytes()), stem, stream.latency))
-        return 0
-    writer = audio_io.StemWriter(Path(args.output), sr, channels, enc)
-    try:
-        run_pipeline(source, stream, AlignedWriter(writer.write, stem, stream.latency))
-    except BaseException:
-        writer.abort()
-        raise
-    writer.commit()
-    if writer.clipped and enc.clip == "clamp":
-        warnings.warn(f"{writer.clipped:,} samples of {args.output} went beyond full scale and were clamped (peak "
-                      f"{writer.peak:.2f} = {20 * np.log10(writer.peak):+.1f} dBFS); --float32 --clip none keeps "
-                      "them.", ClippingWarning, stacklevel=1)
+    out.run(source, stream, stem)
+    if out.clipped:
+        warnings.warn(f"{out.clipped:,} samples of {args.output} went beyond full scale and were clamped (peak "
+                      f"{out.peak:.2f} = {20 * np.log10(out.peak):+.1f} dBFS); --float32 --clip none keeps them.",
+                      ClippingWarning, stacklevel=1)
     return 0
 
 
@@ -427,6 +387,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parent(*flags: str, **kw) -> argparse.ArgumentParser:
+    """A parent parser holding one shared option."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(*flags, **kw)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from . import __version__
@@ -434,22 +401,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stemsplit", description="Split music into stems with small mask CNNs.")
     p.add_argument("--version", action="version", version=f"stemsplit {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # options several commands share, written once
+    quiet = _parent("-q", "--quiet", action="store_true", help="no progress bars or summaries")
+    tdir = _parent("--targets-dir", action="append", metavar="DIR",
+                   help="extra folder of target .toml files (repeatable)")
+    cdir = _parent("--checkpoint-dir", action="append", metavar="DIR",
+                   help="extra folder to look for checkpoints in (repeatable)")
+    wav = _parent("--is-wav", action="store_true", help="decoded wav layout instead of .stem.mp4")
 
-    s = sub.add_parser("separate", help="separate audio files into stems",
+    s = sub.add_parser("separate", parents=[quiet, tdir, cdir], help="separate audio files into stems",
                        description="Separate audio files into OUTDIR/<file name>/<stem>.<format>.")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, ogg, mp3, ...)")
     _add_stem_options(s)
     _add_encoding_options(s)
-    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
-    t = sub.add_parser("targets", help="list known targets and their checkpoints")
-    for q in (s, t):
-        q.add_argument("--targets-dir", action="append", metavar="DIR",
-                       help="extra folder of target .toml files (repeatable)")
-    s.add_argument("--checkpoint-dir", action="append", metavar="DIR",
-                   help="extra folder to look for checkpoints in (repeatable)")
+    sub.add_parser("targets", parents=[tdir], help="list known targets and their checkpoints")
 
-    b = sub.add_parser("batch", help="separate many files on a Dask cluster (local processes or many machines)",
+    b = sub.add_parser("batch", parents=[quiet, tdir, cdir], help="separate many files on a Dask cluster (local processes or many machines)",
                        description="Separate audio files, folders (searched recursively) and lists of paths into "
                                    "OUTDIR/<name>/<stem>.<format> on Dask: a local cluster of single-threaded "
                                    "worker processes, or a running cluster given by --scheduler (docs/batch.md). "
@@ -464,13 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--manifest", metavar="PATH",
                    help="JSON-lines record of every input (default: OUTDIR/manifest.jsonl)")
     b.add_argument("--force", action="store_true", help="separate every input again, even finished ones")
-    b.add_argument("--targets-dir", action="append", metavar="DIR",
-                   help="extra folder of target .toml files (repeatable)")
-    b.add_argument("--checkpoint-dir", action="append", metavar="DIR",
-                   help="extra folder to look for checkpoints in (repeatable)")
-    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
-    y = sub.add_parser("synth", help="render a MUSDB-layout training corpus from sampled instruments",
+    y = sub.add_parser("synth", parents=[quiet], help="render a MUSDB-layout training corpus from sampled instruments",
                        description="Render songs from sampled instruments into OUT/train and OUT/test "
                                    "(mixture, vocals, drums, bass, other wavs at 44.1 kHz stereo).")
     y.add_argument("out", metavar="OUT", help="dataset folder to create")
@@ -481,15 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parallel render processes (default: all cores)")
     y.add_argument("--real-data", metavar="DIR", default=None,
                    help="folder of real recordings to mix in (layout of shared/data; read, never copied)")
-    y.add_argument("-q", "--quiet", action="store_true")
 
-    r = sub.add_parser("train", help="train a target on MUSDB18 or any folder in its layout",
+    r = sub.add_parser("train", parents=[quiet, tdir, wav], help="train a target on MUSDB18 or any folder in its layout",
                        description="Train a target's mask CNN (or activity detector) on MUSDB-layout data. "
                                    "Rerun the same command with --resume to continue a stopped run.")
     r.add_argument("--target", metavar="NAME", help="target to train (a targets/NAME.toml)")
     r.add_argument("--musdb-root", action="append", metavar="ROOT",
                    help="dataset root with train/ (and test/); repeat to pool several")
-    r.add_argument("--is-wav", action="store_true", help="decoded wav layout instead of .stem.mp4")
     r.add_argument("--shares", type=_shares_arg, metavar="W,W,...",
                    help="how often examples come from each --musdb-root, e.g. 0.5,0.2,0.3 (default: per track)")
     r.add_argument("--steps", type=_positive_int, default=20_000, help="optimizer steps (default 20000)")
@@ -519,18 +480,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="PATH", help="checkpoint destination (default: RUN/NAME.npz in the run folder)")
     r.add_argument("--overwrite-shipped", action="store_true",
                    help="allow --out to replace a checkpoint shipped with stemsplit")
-    r.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
     r.add_argument("--plot", metavar="RUN", help="draw RUN/metrics.jsonl to RUN/curves.png and exit")
     r.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: jax.distributed coordinator")
     r.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     r.add_argument("--process-id", type=int, help="multi-host: this process's index")
-    r.add_argument("-q", "--quiet", action="store_true")
 
-    e = sub.add_parser("evaluate", help="score separations with BSSEval v4 (museval), oracles and baselines",
+    e = sub.add_parser("evaluate", parents=[quiet, tdir, cdir, wav], help="score separations with BSSEval v4 (museval), oracles and baselines",
                        description="Separate every track of a MUSDB-layout subset and score it (BSSEval v4, "
                                    "SiSEC18 protocol: 1 s windows, median over windows, then over tracks).")
     e.add_argument("--musdb-root", required=True, metavar="ROOT", help="MUSDB18 or a folder in its layout")
-    e.add_argument("--is-wav", action="store_true", help="decoded wav layout instead of .stem.mp4")
     e.add_argument("--subset", default="test", choices=["train", "test"])
     e.add_argument("--targets", type=_targets_arg, default=["vocals", "drums", "bass", "other"],
                    help="comma-separated targets (default: vocals,drums,bass,other)")
@@ -544,16 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tracks", metavar="NAMES", help="comma-separated track names to evaluate")
     e.add_argument("-o", "--out", default="results", metavar="RESULTS",
                    help="folder for per-track JSON, summary.md/.csv and summary.png (default results)")
-    e.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
-    e.add_argument("-q", "--quiet", action="store_true")
 
-    c = sub.add_parser("calibrate", help="set a checkpoint's mask threshold to the one that separates best",
+    c = sub.add_parser("calibrate", parents=[wav], help="set a checkpoint's mask threshold to the one that separates best",
                        description="Try binary-mask thresholds 0.10-0.70 on tracks of a MUSDB-layout folder "
                                    "(quick SDR of the target, first --seconds) and store the best in the "
                                    "checkpoint. Training does this at its end on training tracks.")
     c.add_argument("checkpoint", help="a mask target's .npz (rewritten in place, atomically)")
     c.add_argument("--musdb-root", action="append", required=True, metavar="ROOT", help="repeatable")
-    c.add_argument("--is-wav", action="store_true")
     c.add_argument("--subset", default="train", choices=["train", "test"])
     c.add_argument("--tracks", metavar="NAMES", help="comma-separated track names (default: --max-tracks spread)")
     c.add_argument("--max-tracks", type=_positive_int, default=12)
@@ -561,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite-shipped", action="store_true",
                    help="allow rewriting a checkpoint shipped with stemsplit")
 
-    v = sub.add_parser("vad", help="find where someone sings (vocal activity detection)",
+    v = sub.add_parser("vad", parents=[tdir, cdir, wav], help="find where someone sings (vocal activity detection)",
                        description="Vocal activity: probability per ~11.6 ms frame, segments with hysteresis.")
     v.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files")
     v.add_argument("--json", action="store_true", help="print segments as JSON")
@@ -571,13 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--min-duration", type=float, default=0.25, help="shortest segment kept, s (default 0.25)")
     v.add_argument("--min-gap", type=float, default=0.2, help="shorter gaps are bridged, s (default 0.2)")
     v.add_argument("--target", default="vocal-activity", help="activity target (default vocal-activity)")
-    v.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
     v.add_argument("--musdb-root", metavar="ROOT", help="score the detector on a MUSDB-layout subset instead")
-    v.add_argument("--is-wav", action="store_true")
     v.add_argument("--subset", default="test", choices=["train", "test"])
     v.add_argument("--tracks", metavar="NAMES", help="with --musdb-root: comma-separated track names to score")
 
-    m = sub.add_parser("stream", help="separate progressively: a file or raw PCM in, one stem out as it goes",
+    m = sub.add_parser("stream", parents=[quiet, tdir, cdir], help="separate progressively: a file or raw PCM in, one stem out as it goes",
                        description="Streaming separation with a fixed latency (~186 ms). The output lines up "
                                    "with the input sample for sample. Raw PCM is float32 little-endian, "
                                    "interleaved.")
@@ -586,23 +539,19 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-t", "--targets", "--target", type=_targets_arg, default=["vocals"], dest="targets",
                    help="targets to separate (default vocals)")
     m.add_argument("--stem", help="stem to output (default: the first target; e.g. accompaniment for karaoke)")
-    m.add_argument("--format", choices=["f32le", "wav", "flac"], help="output format (default: f32le for -, "
+    m.add_argument("--format", metavar="{f32le,wav,flac}", help="output format (default: f32le for -, "
                                                                        "else wav)")
     m.add_argument("--rate", type=_positive_int, help="sample rate of raw PCM input")
     m.add_argument("--channels", type=_positive_int, help="channels of raw PCM input")
     m.add_argument("--chunk", type=_positive_int, default=1024, help="samples read per chunk (default 1024)")
-    m.add_argument("--mask", default="binary", choices=["binary", "soft"],
-                   help="binary masks under the dominance rule (default) or soft ratio masks")
+    _mask_option(m)
     m.add_argument("--no-residual", action="store_true",
                    help="no residual/accompaniment stem: several targets share every bin among themselves")
     _add_encoding_options(m)
     m.add_argument("--live", action="store_true",
                    help="microphone in, speakers out (needs the optional sounddevice package)")
-    m.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
-    m.add_argument("--checkpoint-dir", action="append", metavar="DIR", help="extra folder of checkpoints")
-    m.add_argument("-q", "--quiet", action="store_true")
 
-    a = sub.add_parser("align", help="align a mix with its a cappella or instrumental into a training track",
+    a = sub.add_parser("align", parents=[quiet], help="align a mix with its a cappella or instrumental into a training track",
                        description="Estimate offset (sub-sample), gain/polarity and a small speed difference "
                                    "between a mix and its a cappella or instrumental, and write a MUSDB-layout "
                                    "track DATASET/<split>/TRACK/{mixture,vocals,accompaniment}.wav.")
@@ -618,9 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--force", action="store_true", help="write even when the alignment confidence is low")
     a.add_argument("--min-psr", type=float, default=12.0, help="confidence threshold (default 12)")
     a.add_argument("--max-offset", type=float, help="largest offset searched, seconds (default any)")
-    a.add_argument("-q", "--quiet", action="store_true")
 
-    w = sub.add_parser("serve", help="a local web page to drop a song, hear and see its stems",
+    w = sub.add_parser("serve", parents=[tdir, cdir], help="a local web page to drop a song, hear and see its stems",
                        description="Serve the stemsplit page and its HTTP API (docs/web.md). Listens on "
                                    "127.0.0.1 only unless --host says otherwise.")
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer)")
@@ -630,8 +578,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finished jobs and their files are removed after this long (default 60)")
     w.add_argument("--queue", default="8", metavar="N", help="songs that may wait for separation (default 8)")
     w.add_argument("--workers", default="1", metavar="N", help="separations at the same time (default 1)")
-    w.add_argument("--targets-dir", action="append", metavar="DIR", help="extra folder of target files")
-    w.add_argument("--checkpoint-dir", action="append", metavar="DIR", help="extra folder of checkpoints")
     return p
 
 

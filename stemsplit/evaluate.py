@@ -2,7 +2,9 @@
 
 Methods, all through stemsplit's own frontend (same grid, same mix phase, same one-mask-for-all-channels rule):
 
-- ``model``: the trained target models under the dominance rule (what ``separate`` does);
+- ``model``: the trained target models under the dominance rule (what ``separate`` does); ``model-soft`` with
+  ratio masks, ``model-wiener`` with ratio masks and the multichannel Wiener post-filter, ``model-gated`` with
+  the vocals silenced where the activity detector hears no voice;
 - ``ibm``: ideal binary masks: every bin to the source (targets + residual) with the largest channel-averaged
   magnitude: the ceiling of any binary-mask model here;
 - ``irm``: ideal ratio masks, ``|S_i|^2 / sum_j |S_j|^2`` on channel-averaged magnitudes;
@@ -32,9 +34,11 @@ from .errors import OptionError
 from .targets import TargetSpec, get_targets, sanitize_name
 
 __all__ = ["METHODS", "METRICS", "quick_sdr", "score", "oracle_separate", "pyin_separate", "evaluate_dataset",
-           "Results", "write_report"]
+           "Results", "write_report", "track_labels", "evaluate_activity", "calibration_tracks"]
 
-METHODS = ("model", "model-soft", "model-gated", "ibm", "irm", "pyin", "mix")
+METHODS = ("model", "model-soft", "model-wiener", "model-gated", "ibm", "irm", "pyin", "mix")
+#: the mask mode of each model method
+_MODEL_MASKS = {"model": "binary", "model-soft": "soft", "model-wiener": "wiener", "model-gated": "binary"}
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 
@@ -53,7 +57,7 @@ def quick_sdr(reference: np.ndarray, estimate: np.ndarray, eps: float = 1e-10) -
 
 def _require_museval():
     """museval imports musdb, which needs ffmpeg at import time."""
-    from .data.dataset import require_ffmpeg
+    from .data.tracks import require_ffmpeg
 
     require_ffmpeg()
     import museval
@@ -238,14 +242,10 @@ def _track_sources(track, specs: Sequence[TargetSpec], max_samples: int | None) 
     """References per target (+ residual) and the mix of a dataset track."""
     n = track.length if max_samples is None else min(track.length, max_samples)
     refs = {s.name: sum(track.read(st, 0, n) for st in s.stems) for s in specs}
-    if track.mixture is not None or track.musdb_track is not None:
-        mix = track.read("mixture", 0, n)
-    else:
-        mix = sum(track.read(st, 0, n) for st in track.stems if st != "accompaniment")
-    channels = 1 if _is_mono(track) else 2
+    channels = min(2, track.channels)
     refs = {k: v[:channels] for k, v in refs.items()}
-    mix = mix[:channels]
-    from .separate import residual_name
+    mix = track.mix(0, n)[:channels]
+    from .engine import residual_name
 
     rest = mix - sum(refs.values())
     if np.max(np.abs(rest), initial=0.0) > 1e-4:
@@ -253,29 +253,35 @@ def _track_sources(track, specs: Sequence[TargetSpec], max_samples: int | None) 
     return refs, mix
 
 
-def _is_mono(track) -> bool:
-    import soundfile as sf
-
-    if track.musdb_track is not None:
-        return False
-    path = track.mixture or next(iter(track.stems.values()))
-    return sf.info(str(path)).channels == 1
-
-
 #: thresholds :func:`calibrate_threshold` tries
 CALIBRATION_THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(13))  # 0.10 ... 0.70
 
 
 def target_excerpt(track, stems: Sequence[str], seconds: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(mix, target)`` of a track's first ``seconds`` (the mix rebuilt from its stems when it has them),
-    or None when the target is silent there (its SDR would mean nothing)."""
+    """``(mix, target)`` of a track's first ``seconds``, or None when the target is silent there (its SDR would
+    mean nothing)."""
     n = min(track.length, int(seconds * track.sr))
     ref = sum(track.read(s, 0, n) for s in stems)
-    others = [s for s in track.stems if s not in stems and s != "accompaniment"]
-    mix = ref + sum(track.read(s, 0, n) for s in others) if others else track.read("mixture", 0, n)
+    mix = track.mix(0, n)
     if not np.any(mix) or np.sqrt(np.mean(ref ** 2)) < 1e-3:
         return None
     return mix, ref
+
+
+def calibration_tracks(roots: Sequence[str | os.PathLike], *, is_wav: bool = True, subset: str = "train",
+                       names: Sequence[str] | None = None, max_tracks: int = 12) -> list:
+    """The tracks to calibrate a threshold on: those named, else an even, fixed spread of at most
+    ``max_tracks`` over every root's tracks; raises :class:`~stemsplit.DataError` when none is found."""
+    from .data.tracks import find_tracks
+    from .errors import DataError
+
+    tracks = [t for root in roots for t in find_tracks(root, is_wav=is_wav, subset=subset)
+              if not names or t.name in names]
+    if not names and len(tracks) > max_tracks:
+        tracks = [tracks[i] for i in np.linspace(0, len(tracks) - 1, max_tracks).round().astype(int)]
+    if not tracks:
+        raise DataError("No tracks to calibrate on" + (f" named {', '.join(names)}" if names else "") + ".")
+    return tracks
 
 
 def calibrate_threshold(loaded, tracks: Sequence, *, seconds: float = 30.0,
@@ -344,7 +350,8 @@ def evaluate_dataset(root: str | os.PathLike, *, is_wav: bool = True, subset: st
                      methods: Sequence[str] = ("model",), quick: bool = False, max_seconds: float | None = None,
                      tracks: Sequence[str] | None = None, targets_dir: Sequence[str | os.PathLike] | None = None,
                      out: str | os.PathLike | None = None,
-                     progress: Callable[[str, str], None] | None = None) -> Results:
+                     progress: Callable[[str, str], None] | None = None,
+                     checkpoint_dirs: Sequence[str | os.PathLike] = ()) -> Results:
     """Separate every track of a MUSDB-layout subset with each method and score it.
 
     Parameters
@@ -364,12 +371,14 @@ def evaluate_dataset(root: str | os.PathLike, *, is_wav: bool = True, subset: st
         Only these track names.
     out : path-like, optional
         Folder for per-track JSON (``OUT/<method>/<track>.json``) and the summary files.
+    checkpoint_dirs : sequence of path-like
+        Extra folders to look for checkpoints in.
 
     Returns
     -------
     Results
     """
-    from .data.dataset import find_tracks
+    from .data.tracks import find_tracks
     from .separate import Separator
 
     for m in methods:
@@ -390,7 +399,8 @@ def evaluate_dataset(root: str | os.PathLike, *, is_wav: bool = True, subset: st
     seps, loaded = {}, None
     for m in (m for m in methods if m.startswith("model")):
         seps[m] = Separator([s.name for s in specs], targets_dir=targets_dir, loaded=loaded,
-                            mask="soft" if m == "model-soft" else "binary", gate_vocals=m == "model-gated")
+                            checkpoint_dirs=checkpoint_dirs,
+                            mask=_MODEL_MASKS[m], gate_vocals=m == "model-gated")
         loaded = seps[m].targets
     res = Results(quick=quick)
     for track in found:
@@ -473,3 +483,51 @@ def write_report(results: Results, out: str | os.PathLike) -> dict[str, Path]:
     fig.savefig(png, dpi=100)
     plt.close(fig)
     return {"md": md, "csv": csv_path, "png": png}
+
+
+def track_labels(track, stems: Sequence[str], threshold_db: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Reference activity labels of a dataset track: ``(labels (frames,), mix (channels, samples), sr)``."""
+    from .data.dataset import activity_labels
+
+    n = track.length
+    target = sum(track.read(s, 0, n) for s in stems)
+    mix = track.mix(0, n)
+    grid = spectral.FRONTEND.grid(track.sr)
+    mb = grid.model_bins
+    labels = activity_labels(spectral.signal_stft(target, grid)[:, :mb], spectral.signal_stft(mix, grid)[:, :mb],
+                             threshold_db, grid)
+    return labels, mix, track.sr
+
+
+def evaluate_activity(root: str | os.PathLike, *, is_wav: bool = True, subset: str = "test",
+                      target: str = "vocal-activity", tracks: Sequence[str] | None = None,
+                      targets_dir: Sequence[str | os.PathLike] | None = None,
+                      detector=None) -> dict:
+    """Frame accuracy, precision, recall and F1 of the detector on a MUSDB-layout subset.
+
+    ``detector`` : an :class:`~stemsplit.vad.ActivityDetector` already built (else one for ``target``).
+    Labels follow the training rule of the target (its stems' energy within ``activity_db`` of the mix and
+    above -60 dBFS). Returns ``{"tracks": {name: scores}, "all": scores over every frame pooled,
+    "segments": the same for the frames inside :func:`vocal_segments` (default hysteresis and durations: what
+    ``stemsplit vad INPUT`` reports)}``.
+    """
+    from .data.tracks import find_tracks
+    from .vad import ActivityDetector, activity_scores, segments_to_frames, vocal_segments
+
+    det = detector or ActivityDetector(target, targets_dir=targets_dir)
+    spec = det.target.spec
+    found = [t for t in find_tracks(root, is_wav=is_wav, subset=subset) if not tracks or t.name in tracks]
+    per, preds, seg_preds, labs = {}, [], [], []
+    for t in found:
+        labels, mix, sr = track_labels(t, spec.stems, spec.activity_db)
+        times, probs = det(mix, sr)
+        pred = probs >= det.threshold
+        per[t.name] = activity_scores(pred, labels)
+        preds.append(pred)
+        seg_preds.append(segments_to_frames(times, vocal_segments(times, probs)))
+        labs.append(labels)
+    if not preds:
+        return {"tracks": per, "all": {}, "segments": {}}
+    labels = np.concatenate(labs)
+    return {"tracks": per, "all": activity_scores(np.concatenate(preds), labels),
+            "segments": activity_scores(np.concatenate(seg_preds), labels)}

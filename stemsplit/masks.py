@@ -18,9 +18,20 @@ import numpy as np
 
 from .errors import OptionError
 
-__all__ = ["MASK_MODES", "ideal_binary_mask", "magnitude_ratio_mask", "ideal_ratio_mask", "combine", "extend_band", "combine_on_grid"]
+__all__ = ["MASK_MODES", "check_mode", "ideal_binary_mask", "magnitude_ratio_mask", "ideal_ratio_mask", "combine",
+           "extend_band", "combine_on_grid", "wiener"]
 
-MASK_MODES = ("binary", "soft")
+#: how scores become stems: binary masks under the dominance rule (the default), the scores as ratio masks, or
+#: ratio masks refined by a multichannel Wiener filter (:func:`wiener`)
+MASK_MODES = ("binary", "soft", "wiener")
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`MASK_MODES`; else an :class:`~stemsplit.OptionError` listing them. The one
+    check of the mask mode: every entry point (library, command, web page, batch) calls it."""
+    if mode not in MASK_MODES:
+        raise OptionError(f"Unknown mask mode {mode!r}; choose one of {', '.join(MASK_MODES)}.")
+    return mode
 
 
 def ideal_binary_mask(target: np.ndarray, mix: np.ndarray, *, channel_axis: int | None = None) -> np.ndarray:
@@ -91,9 +102,9 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
         Per target: the score a bin needs for the target to own it (binary mode).
     priorities : sequence of int, optional
         Per target: higher wins exact ties. Defaults to the order given.
-    mode : {"binary", "soft"}
-        ``"binary"``: each bin goes wholly to one target or to the residual. ``"soft"``: the scores are kept as
-        ratio masks, scaled down where they sum past 1.
+    mode : {"binary", "soft", "wiener"}
+        ``"binary"``: each bin goes wholly to one target or to the residual. ``"soft"`` (and ``"wiener"``, whose
+        filter starts from them): the scores are kept as ratio masks, scaled down where they sum past 1.
     exhaustive : bool
         Share every bin among the targets (no residual): binary bins go to the best score whatever the
         thresholds, soft masks are normalised to sum to 1.
@@ -109,12 +120,11 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
     k = scores.shape[0]
     if len(thresholds) != k:
         raise ValueError("one threshold per target")
-    if mode == "soft":
+    check_mode(mode)
+    if mode != "binary":  # soft (a Wiener filter starts from the soft masks)
         total = scores.sum(axis=0)
         masks = scores / (np.maximum(total, 1e-12) if exhaustive else np.maximum(total, 1.0))
         return masks, np.clip(1.0 - masks.sum(axis=0), 0.0, 1.0)
-    if mode != "binary":
-        raise OptionError(f"unknown mask mode {mode!r}; choose one of {', '.join(MASK_MODES)}")
     prio = np.arange(k)[::-1] if priorities is None else np.asarray(priorities)
     order = np.argsort(-prio, kind="stable")  # argmax takes the first maximum: put high priority first
     thr = (np.zeros(k, np.float32) if exhaustive else np.asarray(thresholds, dtype=np.float32))[order][:, None, None]
@@ -182,3 +192,38 @@ def combine_on_grid(scores: np.ndarray, n_bins: int, **kw) -> tuple[np.ndarray, 
     reps = np.ones(model_bins + 1, dtype=np.intp)
     reps[-1] = n_bins - model_bins
     return np.repeat(m, reps, axis=-2), np.repeat(r, reps, axis=-2)
+
+
+def wiener(target_masks: np.ndarray, residual: np.ndarray, spec: np.ndarray, *, iterations: int = 1) -> np.ndarray:
+    """Multichannel Wiener post-filter of soft masks (``norbert``, as open-unmix uses it).
+
+    Each source's magnitude is first estimated as its mask times the mix magnitude (the residual counts as one
+    more source, so the sources add up to the mix); ``iterations`` rounds of expectation-maximisation then fit
+    every source's power spectrogram and spatial covariance over the frames given, and each bin of the mix is
+    split by the multichannel Wiener gains. Stereo images come out right where one mask per bin cannot (a
+    source panned left and another right in the same bin); on mono it sharpens the masks (power ratios).
+
+    Parameters
+    ----------
+    target_masks : np.ndarray
+        ``(targets, bins, frames)`` soft masks.
+    residual : np.ndarray
+        ``(bins, frames)``: what no target takes (``target_masks.sum(0) + residual == 1``).
+    spec : np.ndarray
+        The mix's complex STFT, ``(channels, bins, frames)``.
+    iterations : int
+        EM rounds (0 keeps the soft-mask estimates).
+
+    Returns
+    -------
+    np.ndarray
+        complex64 STFTs of the targets, ``(targets, channels, bins, frames)``.
+    """
+    import norbert
+
+    mag = np.abs(spec).astype(np.float64)                                  # (C, F, T)
+    shares = np.concatenate([target_masks, residual[None]], axis=0)       # (K + 1, F, T)
+    v = (shares[:, None] * mag[None]).transpose(3, 2, 1, 0)               # (T, F, C, K + 1)
+    x = spec.transpose(2, 1, 0).astype(np.complex128)                      # (T, F, C)
+    y = norbert.wiener(v, x, iterations=iterations, use_softmask=False)   # (T, F, C, K + 1)
+    return np.ascontiguousarray(y[..., :-1].transpose(3, 2, 1, 0)).astype(np.complex64)

@@ -1,4 +1,5 @@
-"""Offline separation: the :class:`Separator` runs the whole pipeline over a signal or a file, block by block.
+"""Offline separation: the :class:`Separator` runs the engine (:mod:`stemsplit.engine`) over a signal or a file,
+block by block.
 
 Each block of output samples needs the STFT frames that overlap it, and each of those frames needs 12 frames
 of context for the model, so a block reads its samples plus a margin. The inverse STFT normalises by the
@@ -8,161 +9,30 @@ processing the whole signal at once, with memory bounded by the block size whate
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-from . import _compile_cache, checkpoint, masks, spectral
+from . import _compile_cache, spectral
 from . import audio as audio_io
-from .errors import (
-    CheckpointError,
-    ClippingWarning,
-    MissingCheckpointError,
-    OptionError,
-    OutputError,
-    SilentAudioWarning,
+from .engine import (
+    BLOCK_MARGIN,
+    LoadedTarget,
+    ModelRunner,
+    ProgressFn,
+    StemMaker,
+    context_features,
+    find_targets,
+    load_target,
+    residual_name,
 )
-from .model import MaskCNN
-from .targets import TargetSpec, get_targets, sanitize_name
+from .errors import ClippingWarning, OptionError, OutputError, SilentAudioWarning
+from .targets import get_targets, sanitize_name
 
-__all__ = ["Separator", "StemFiles", "LoadedTarget", "load_target", "residual_name", "ModelRunner"]
-
-ProgressFn = Callable[[int, int], None]
-
-
-DEFAULT_THRESHOLD = 0.5
-
-
-@dataclass(frozen=True)
-class LoadedTarget:
-    """A target with its trained model.
-
-    A spec without a threshold takes the one calibrated for the checkpoint (``metadata["training"]
-    ["threshold"]``), else :data:`DEFAULT_THRESHOLD`; ``spec.threshold`` is always a number here.
-    """
-
-    spec: TargetSpec
-    model: MaskCNN
-    checkpoint: Path | None
-    metadata: dict
-
-    def __post_init__(self) -> None:
-        if self.spec.threshold is None:
-            t = (self.metadata.get("training") or {}).get("threshold", DEFAULT_THRESHOLD)
-            object.__setattr__(self, "spec", replace(self.spec, threshold=float(t)))
-
-
-def load_target(spec: TargetSpec, checkpoint_dirs: Sequence[str | os.PathLike] = ()) -> LoadedTarget:
-    """Load a target's checkpoint; a missing one raises an error saying how to train it."""
-    path = spec.find_checkpoint(checkpoint_dirs)
-    if path is None:
-        where = spec.checkpoint_candidates(checkpoint_dirs)
-        raise MissingCheckpointError(
-            f"Target {spec.name!r} has no trained checkpoint (looked for {where[0] if where else spec.checkpoint_file}"
-            f"{' and elsewhere' if len(where) > 1 else ''}). Train one with: "
-            f"stemsplit train --target {spec.name} --musdb-root PATH/TO/MUSDB18")
-    model, stored, meta = checkpoint.load_model(path)
-    if stored.model != spec.model or stored.task != spec.task:
-        raise CheckpointError(f"Checkpoint {path} was trained for a different {spec.name!r} model "
-                              f"({stored.task}, {stored.model}); retrain it or fix the target file.")
-    return LoadedTarget(spec=spec, model=model, checkpoint=path, metadata=meta)
-
-
-def residual_name(specs: Sequence[TargetSpec]) -> str:
-    """Name of the stem holding what no target takes."""
-    return "accompaniment" if [s.name for s in specs] == ["vocals"] else "residual"
-
-
-class ModelRunner:
-    """Runs several targets' models on one features block inside a single compiled function.
-
-    (A ``vmap`` over stacked parameters turns the convolutions into batched-kernel convolutions, which XLA's
-    CPU backend runs about 15x slower than one plain convolution per model; see docs/performance.md.)
-    Inputs are padded to a few fixed lengths so each compiles once.
-    """
-
-    def __init__(self, models: Sequence[MaskCNN]):
-        split = [nnx.split(m) for m in models]
-        self.graphdefs = tuple(g for g, _ in split)
-        self.states = tuple(s for _, s in split)
-
-    @staticmethod
-    @functools.partial(jax.jit, static_argnums=0)
-    def _apply(graphdefs, states, x):
-        return [jax.nn.sigmoid(nnx.merge(g, s)(x[None])[0]) for g, s in zip(graphdefs, states, strict=True)]
-
-    def dispatch(self, x: np.ndarray) -> list[jax.Array]:
-        """Start the models on features ``x`` (frames + 24 + padding, bins); returns without waiting."""
-        return self._apply(self.graphdefs, self.states, jnp.asarray(x))
-
-    @staticmethod
-    def collect(outs: list[jax.Array], frames: int) -> list[np.ndarray]:
-        """Wait for :meth:`dispatch`'s results: one (frames, outputs) array per model."""
-        return [np.asarray(o)[:frames] for o in outs]
-
-    def __call__(self, x: np.ndarray, frames: int) -> list[np.ndarray]:
-        """Scores for ``frames`` frames from features ``x`` (frames + 24 + padding, bins), one array per model."""
-        return self.collect(self.dispatch(x), frames)
-
-
-#: frames a block's inverse transform needs beyond its own (the window spans ~4 hops) plus slack
-_BLOCK_MARGIN = 8
-
-
-@dataclass(frozen=True)
-class ContextFeatures:
-    """Model input for frames ``[lo, hi)`` of a signal, with their context.
-
-    Attributes
-    ----------
-    features : np.ndarray
-        ``(hi - lo + 24, 513)``: zeros where context frames fall outside the signal.
-    spec : np.ndarray
-        Complex STFT of the frames read, ``(channels, bins, frames)``, starting at frame ``first``.
-    first : int
-        Index of ``spec``'s first frame.
-    segment : np.ndarray
-        The samples read, starting at sample ``start`` (may be negative: zeros before the signal).
-    start : int
-    """
-
-    features: np.ndarray
-    spec: np.ndarray
-    first: int
-    segment: np.ndarray
-    start: int
-
-
-def context_features(reader, grid: spectral.Grid, lo: int, hi: int, total: int) -> ContextFeatures:
-    """Read and analyse what the models need to score frames ``[lo, hi)`` of a ``total``-frame signal."""
-    hc = grid.frontend.half_context
-    f_lo, f_hi = max(0, lo - hc), min(total, hi + hc)
-    s0, s1 = spectral.frame_span(grid, f_lo, f_hi - f_lo)
-    seg = reader.read(s0, s1)
-    spec = spectral.stft(seg, grid)
-    feats = np.zeros((hi - lo + 2 * hc, grid.frontend.n_bins), dtype=np.float32)
-    feats[f_lo - (lo - hc):f_hi - (lo - hc)] = spectral.features(spec, grid)
-    return ContextFeatures(features=feats, spec=spec, first=f_lo, segment=seg, start=s0)
-
-
-def _bucket(n: int, cap: int, smallest: int = 64) -> int:
-    """A padded length for ``n`` frames (few distinct shapes, so few compilations): ``cap`` for full blocks,
-    else the next power of two from ``smallest`` (``n`` itself past ``cap``: a caller scoring a long signal at
-    once)."""
-    if n > cap:
-        return n
-    size = smallest
-    while size < n:
-        size *= 2
-    return min(size, cap)
+__all__ = ["Separator", "StemFiles", "LoadedTarget", "load_target", "residual_name", "ModelRunner", "ProgressFn"]
 
 
 class Separator:
@@ -176,8 +46,10 @@ class Separator:
         Also return what no target takes (``"accompaniment"`` for vocals alone, ``"residual"`` otherwise), so the
         stems add up to the mix. Without it, several targets share every bin among themselves (highest score
         wins) and still add up to the mix; a single target then simply drops the rest.
-    mask : {"binary", "soft"}
-        Binary masks under the dominance rule, or ratio masks from the scores.
+    mask : {"binary", "soft", "wiener"}
+        Binary masks under the dominance rule, ratio masks from the scores, or ratio masks refined by a
+        multichannel Wiener filter (:func:`stemsplit.masks.wiener`; fitted per block of ``block_frames``, slower,
+        offline only).
     targets_dir : sequence of path-like, optional
         Extra folders of target TOML files (searched before the built-in ones).
     checkpoint_dirs : sequence of path-like, optional
@@ -206,47 +78,34 @@ class Separator:
                  gate_target: str | LoadedTarget = "vocal-activity"):
         if isinstance(targets, str):
             targets = [targets]
-        if mask not in masks.MASK_MODES:
-            raise OptionError(f"Unknown mask mode {mask!r}; choose one of {', '.join(masks.MASK_MODES)}.")
         if not isinstance(block_frames, int) or block_frames < 64:
             raise OptionError(f"block_frames must be an integer >= 64, got {block_frames!r}.")
+        specs = [t.spec for t in loaded] if loaded is not None else find_targets(targets, task="mask",
+                                                                               targets_dir=targets_dir)
+        preloaded_gate = isinstance(gate_target, LoadedTarget)
+        gate_spec = None
+        if gate_vocals:
+            gate_spec = gate_target.spec if preloaded_gate else get_targets([gate_target], targets_dir)[0]
+        StemMaker(specs, mask=mask, residual=residual, gate=gate_spec)  # the options, checked before any loading
         _compile_cache.enable()
-        if loaded is None:
-            specs = get_targets(list(targets), targets_dir)
-            for s in specs:
-                if s.task != "mask":
-                    raise OptionError(f"Target {s.name!r} detects activity; it cannot separate a stem "
-                                      "(use stemsplit.detect_vocals).")
-            loaded = [load_target(s, checkpoint_dirs) for s in specs]
-        self.targets = list(loaded)
+        self.targets = list(loaded) if loaded is not None else [load_target(s, checkpoint_dirs) for s in specs]
         self.specs = [t.spec for t in self.targets]
+        self.gate: LoadedTarget | None = None
+        if gate_vocals:
+            self.gate = gate_target if preloaded_gate else load_target(gate_spec, checkpoint_dirs)
+        # the loaded specs carry the thresholds calibrated for their checkpoints
+        self.maker = StemMaker(self.specs, mask=mask, residual=residual,
+                               gate=self.gate.spec if self.gate else None)
         self.residual = residual
         self.mask = mask
         self.block_frames = block_frames
         self.frontend = spectral.FRONTEND
-        self.gate: LoadedTarget | None = None
-        if gate_vocals:
-            if "vocals" not in [s.name for s in self.specs]:
-                raise OptionError("gate_vocals needs the vocals target among the targets.")
-            self.gate = gate_target if isinstance(gate_target, LoadedTarget) else load_target(
-                get_targets([gate_target], targets_dir)[0], checkpoint_dirs)
-            if self.gate.spec.task != "activity":
-                raise OptionError(f"Target {self.gate.spec.name!r} is not an activity detector.")
         self.runner = ModelRunner([t.model for t in self.targets] + ([self.gate.model] if self.gate else []))
-        self.stem_names = [s.name for s in self.specs] + ([residual_name(self.specs)] if residual else [])
+        self.stem_names = self.maker.stem_names
 
     # -- core -----------------------------------------------------------------------------------------------
-    def _dispatch(self, feats: np.ndarray) -> tuple[list[jax.Array], int]:
-        """Start the models on padded features (frames + 24, 513); returns (pending outputs, frames)."""
-        hc = self.frontend.half_context
-        frames = feats.shape[0] - 2 * hc
-        size = _bucket(frames, self.block_frames + _BLOCK_MARGIN)
-        x = np.zeros((size + 2 * hc, feats.shape[1]), dtype=np.float32)
-        x[:feats.shape[0]] = feats
-        return self.runner.dispatch(x), frames
-
     def scores(self, feats: np.ndarray) -> np.ndarray:
-        """Model scores for features already padded with 12 context frames each side.
+        """Model scores for features already padded with the context frames each side (12 frames).
 
         Parameters
         ----------
@@ -258,8 +117,7 @@ class Separator:
         np.ndarray
             shape ``(targets, 513, frames)``.
         """
-        outs = self.runner.collect(*self._dispatch(feats))
-        return np.stack([np.swapaxes(o, 0, 1) for o in outs[:len(self.specs)]])
+        return self.maker.scores(self.runner(feats, self.block_frames + BLOCK_MARGIN))
 
     def signal_scores(self, feats: np.ndarray) -> np.ndarray:
         """Model scores ``(targets, 513, frames)`` for a whole signal's features ``(frames, 513)``, with the
@@ -268,37 +126,14 @@ class Separator:
         return self.scores(np.pad(feats, ((hc, hc), (0, 0))))
 
     def stem_masks(self, scores: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-        """Masks on an input grid with ``n_bins`` bins from model scores (targets, 513, frames)."""
-        return masks.combine_on_grid(scores, n_bins, thresholds=[s.threshold for s in self.specs],
-                                     priorities=[s.priority for s in self.specs], mode=self.mask,
-                                     exhaustive=not self.residual and len(self.specs) > 1)
+        """Masks on an input grid with ``n_bins`` bins from model scores (targets, 513, frames), and the
+        residual's share (without vocal gating)."""
+        return self.maker.masks_from_scores(scores, n_bins)
 
-    def _prepare(self, reader, grid: spectral.Grid, a: int, b: int, total: int) -> dict:
-        """Read and analyse output samples ``[a, b)`` of a ``total``-frame signal and start the models on them."""
-        lo, hi = spectral.frames_overlapping(grid, a, b, total)
-        ctx = context_features(reader, grid, lo, hi, total)
-        # digital silence all around: every stem is zero whatever the masks, so the models need not run
-        pending = self._dispatch(ctx.features) if ctx.segment.any() else None
-        return {"a": a, "b": b, "lo": lo, "own": ctx.spec[:, :, lo - ctx.first:hi - ctx.first],
-                "mix": ctx.segment[:, a - ctx.start:b - ctx.start], "pending": pending}
-
-    def _finish(self, job: dict, grid: spectral.Grid, total: int) -> tuple[np.ndarray, np.ndarray]:
-        """Masks and inverse STFT of a prepared block: ``(mix (C, n), target stems (K, C, n))``."""
-        if job["pending"] is None:
-            return job["mix"], np.zeros((len(self.specs), *job["mix"].shape), np.float32)
-        outs = self.runner.collect(*job["pending"])
-        scores = np.stack([np.swapaxes(o, 0, 1) for o in outs[:len(self.specs)]])
-        m, _ = self.stem_masks(scores, grid.n_bins)
-        if self.gate is not None:
-            m = self._gate(m, outs[-1][:, 0])
-        # one stem at a time keeps the inverse transform's buffers to one stem's size
-        stems = np.stack([spectral.overlap_add(mk[None] * job["own"], grid, job["lo"], total, job["a"], job["b"])
-                          for mk in m])
-        return job["mix"], stems
-
-    def _blocks(self, reader, grid: spectral.Grid, sink: Callable[[int, np.ndarray, np.ndarray], None],
+    def _blocks(self, reader, grid: spectral.Grid, sink: Callable[[int, np.ndarray, list[np.ndarray]], None],
                 progress: ProgressFn | None) -> None:
-        """Run every block of ``reader``'s signal, handing (start, mix block, stems (K, C, n)) to ``sink``.
+        """Run every block of ``reader``'s signal, handing (start sample, mix block, stems in :attr:`stem_names`
+        order) to ``sink``.
 
         Two stages overlap: while block ``i`` is masked and inverted in numpy, the models already run on block
         ``i + 1`` (JAX dispatches asynchronously).
@@ -306,30 +141,31 @@ class Separator:
         n = reader.frames
         total = grid.n_frames(n)
         step = self.block_frames * grid.hop
+        cap = self.block_frames + BLOCK_MARGIN
+
+        def prepare(a: int):
+            b = min(n, a + step)
+            lo, hi = spectral.frames_overlapping(grid, a, b, total)
+            ctx = context_features(reader, grid, lo, hi, total)
+            # digital silence all around: every stem is zero whatever the masks, so the models need not run
+            pending = self.runner.dispatch(ctx.features, cap) if ctx.segment.any() else None
+            return a, b, lo, hi, ctx, pending
+
         starts = list(range(0, n, step))
-        job = self._prepare(reader, grid, starts[0], min(n, starts[0] + step), total)
+        job = prepare(starts[0])
         for i in range(len(starts)):
-            ahead = (self._prepare(reader, grid, starts[i + 1], min(n, starts[i + 1] + step), total)
-                     if i + 1 < len(starts) else None)
-            mix, stems = self._finish(job, grid, total)
-            sink(job["a"], mix, stems)
+            ahead = prepare(starts[i + 1]) if i + 1 < len(starts) else None
+            a, b, lo, hi, ctx, pending = job
+            mix = ctx.samples(a, b)
+            if pending is None:
+                stems = self.maker.silent(mix)
+            else:
+                stems = self.maker.stems(self.runner.collect(pending), ctx.frames(lo, hi), grid, lo, total, a, b,
+                                         mix)
+            sink(a, mix, stems)
             if progress is not None:
-                progress(job["b"], n)
+                progress(b, n)
             job = ahead
-
-    def _gate(self, m: np.ndarray, activity: np.ndarray) -> np.ndarray:
-        """Zero the vocals mask in frames whose activity probability is under the detector's threshold."""
-        k = [s.name for s in self.specs].index("vocals")
-        m = m.copy()
-        m[k] *= (activity >= self.gate.spec.threshold)[None, :]
-        return m
-
-    def _assemble(self, mix: np.ndarray, stems: np.ndarray) -> list[np.ndarray]:
-        """Stem blocks in :attr:`stem_names` order (residual = mix minus the targets, so all add up exactly)."""
-        out = list(stems)
-        if self.residual:
-            out.append(mix - stems.sum(axis=0))
-        return out
 
     # -- public -----------------------------------------------------------------------------------------------
     def separate(self, audio: np.ndarray, sr: int, *, progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
@@ -361,14 +197,14 @@ class Separator:
         grid = self.frontend.grid(sr)
         out = {name: np.empty_like(a) for name in self.stem_names}
 
-        def sink(start: int, mix: np.ndarray, stems: np.ndarray) -> None:
-            for name, block in zip(self.stem_names, self._assemble(mix, stems), strict=True):
+        def sink(start: int, mix: np.ndarray, stems: list[np.ndarray]) -> None:
+            for name, block in zip(self.stem_names, stems, strict=True):
                 out[name][:, start:start + block.shape[1]] = block
 
         self._blocks(audio_io.ArrayReader(a, sr), grid, sink, progress)
         return {k: (v[0] if was_1d else v) for k, v in out.items()}
 
-    def separate_file(self, path: str | os.PathLike, outdir: str | os.PathLike, *, fmt: str = "wav",
+    def separate_file(self, path: str | os.PathLike, outdir: str | os.PathLike, *, fmt: str | audio_io.Encoding = "wav",
                       sample_format: str | None = None, clip: str = "clamp",
                       progress: ProgressFn | None = None) -> StemFiles:
         """Separate a file into ``outdir/<file name>/<stem>.<fmt>``, reading and writing block by block.
@@ -383,7 +219,9 @@ class Separator:
             Any file soundfile or ffmpeg decodes.
         outdir : path-like
             Folder that receives ``<file name>/``.
-        fmt : {"wav", "flac", "ogg", "mp3"}
+        fmt : {"wav", "flac", "ogg", "mp3"} or Encoding
+            The file format, or a whole :class:`~stemsplit.audio.Encoding` (then ``sample_format`` and ``clip``
+            are taken from it).
         sample_format : {"int16", "int24", "float32"}, optional
             wav and flac only; default 16-bit PCM, rounded without dither.
         clip : {"clamp", "none"}
@@ -404,7 +242,7 @@ class Separator:
         ClippingWarning
             Some stem samples went beyond full scale and were clamped.
         """
-        enc = audio_io.Encoding(fmt, sample_format, clip)
+        enc = fmt if isinstance(fmt, audio_io.Encoding) else audio_io.Encoding(fmt, sample_format, clip)
         dest = Path(outdir) / sanitize_name(Path(path).stem)
         paths = {name: dest / f"{sanitize_name(name)}.{enc.format}" for name in self.stem_names}
         audio_io.check_output_dir(dest)
@@ -421,10 +259,10 @@ class Separator:
             for name in self.stem_names:
                 writers[name] = audio_io.StemWriter(paths[name], reader.sr, reader.channels, enc)
 
-            def sink(start: int, mix: np.ndarray, stems: np.ndarray) -> None:
+            def sink(start: int, mix: np.ndarray, stems: list[np.ndarray]) -> None:
                 nonlocal peak
                 peak = max(peak, float(np.abs(mix).max(initial=0.0)))
-                for name, block in zip(self.stem_names, self._assemble(mix, stems), strict=True):
+                for name, block in zip(self.stem_names, stems, strict=True):
                     energy[name] += float(np.sum(np.square(block, dtype=np.float64)))
                     writers[name].write(block)
 

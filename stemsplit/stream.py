@@ -2,7 +2,8 @@
 
 A :class:`StreamSeparator` analyses each STFT frame once, as its samples arrive, and feeds it to models that
 keep the tail of every layer's input, so each frame's network work is done once; masks, the inverse STFT and
-the residual are the offline :class:`~stemsplit.separate.Separator`'s own functions. An output sample is final once every STFT frame overlapping it
+the residual are the offline separator's own (:class:`stemsplit.engine.StemMaker`). An output sample is final
+once every STFT frame overlapping it
 has its mask, and a frame's mask needs the frames up to 12 ahead of it (half the 25-frame context) to be
 complete: so the stream lags the input by a fixed number of samples, :attr:`StreamSeparator.latency` (8,191
 samples = 186 ms at 44.1 kHz: 12 frames of look-ahead plus the STFT window). Output sample ``k`` is the
@@ -16,24 +17,20 @@ and is raised once.
 
 from __future__ import annotations
 
-import functools
 import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from . import audio as audio_io
-from . import model as model_lib
 from . import spectral
-from .errors import InvalidAudioError, OptionError
+from .engine import StreamRunner
+from .errors import InvalidAudioError, OptionError, OutputError
 from .separate import Separator
 
-__all__ = ["StreamSeparator", "run_pipeline"]
+__all__ = ["StreamSeparator", "run_pipeline", "StreamOutput", "file_chunks", "pcm_chunks", "AlignedWriter"]
 
 
 class _Buffer:
@@ -58,37 +55,6 @@ class _Buffer:
         if max(start, 0) < self.start:
             raise ValueError("samples already dropped from the stream buffer")
         return spectral.padded_slice(self.data, start - self.start, stop - self.start)
-
-
-class _StreamRunner:
-    """Every model of a separator (targets, then the gate) fed row by row, each frame computed once."""
-
-    def __init__(self, models: Sequence):
-        split = [nnx.split(m) for m in models]
-        self.graphdefs = tuple(g for g, _ in split)
-        self.states = tuple(st for _, st in split)
-        self.tails = [model_lib.stream_init(m) for m in models]
-
-    @staticmethod
-    @functools.partial(jax.jit, static_argnums=0)
-    def _apply(graphdefs, states, tails, x, n):
-        outs, new = [], []
-        for g, st, t in zip(graphdefs, states, tails, strict=True):
-            o, t2 = model_lib.stream_apply(nnx.merge(g, st), t, x, n)
-            outs.append(jax.nn.sigmoid(o))
-            new.append(t2)
-        return outs, new
-
-    def __call__(self, rows: np.ndarray) -> list[np.ndarray]:
-        """Feed feature rows ``(n, bins)``; one ``(n, outputs)`` array per model."""
-        n = rows.shape[0]
-        size = 1
-        while size < n:
-            size *= 2
-        x = np.zeros((size, rows.shape[1]), np.float32)
-        x[:n] = rows
-        outs, self.tails = self._apply(self.graphdefs, self.states, self.tails, jnp.asarray(x), n)
-        return [np.asarray(o)[:n] for o in outs]
 
 
 class StreamSeparator:
@@ -127,6 +93,9 @@ class StreamSeparator:
         if not isinstance(channels, (int, np.integer)) or channels < 1:
             raise OptionError(f"channels must be a positive integer, got {channels!r}")
         self.channels = int(channels)
+        if (separator.mask if separator is not None else mask) == "wiener":
+            raise OptionError("The Wiener filter fits each source over a whole block of frames; a stream has no "
+                              "such block. Stream with --mask binary or soft, or separate offline.")
         self.sep = separator or Separator(targets, residual=residual, mask=mask, targets_dir=targets_dir,
                                           checkpoint_dirs=checkpoint_dirs, gate_vocals=gate_vocals)
         self.grid = spectral.FRONTEND.grid(self.sr)
@@ -134,10 +103,10 @@ class StreamSeparator:
         self.latency = self._latency()
         self._buf = _Buffer(self.channels)
         models = [t.model for t in self.sep.targets] + ([self.sep.gate.model] if self.sep.gate else [])
-        self._runner = _StreamRunner(models)
+        self._runner = StreamRunner(models)
         hc = self.grid.frontend.half_context
         # frames -12..-1 do not exist: zero features, as in offline separation
-        self._warm = model_lib.STREAM_WARMUP
+        self._warm = self._runner.warmup
         self._feed(np.zeros((hc, self.grid.frontend.n_bins), np.float32))
         self._n_stft = 0              # frames analysed: [0, n_stft)
         self._spec = np.zeros((self.channels, self.grid.n_bins, 0), np.complex64)
@@ -148,6 +117,12 @@ class StreamSeparator:
         self._emitted = 0             # output samples returned so far (the first `latency` are zeros)
         self._ready: dict[str, list[np.ndarray]] = {n: [] for n in self.stem_names}
         self._flushed = False
+
+    def check_stem(self, stem: str) -> str:
+        """``stem`` if this stream produces it; else an :class:`~stemsplit.OptionError` naming those it does."""
+        if stem not in self.stem_names:
+            raise OptionError(f"--stem {stem!r} is not produced; choose one of {', '.join(self.stem_names)}.")
+        return stem
 
     @property
     def latency_seconds(self) -> float:
@@ -195,17 +170,12 @@ class StreamSeparator:
         if stop <= self._done:
             return
         lo, hi = spectral.frames_overlapping(self.grid, self._done, stop, total)
-        k = len(self.sep.specs)
         rows = slice(lo - self._scores_first, hi - self._scores_first)
-        scores = np.stack([np.swapaxes(s[rows], 0, 1) for s in self._scores[:k]])
-        m, _ = self.sep.stem_masks(scores, self.grid.n_bins)
-        if self.sep.gate is not None:
-            m = self.sep._gate(m, self._scores[-1][rows, 0])
         own = self._spec[:, :, lo - self._spec_first:hi - self._spec_first]
-        stems = np.stack([spectral.overlap_add(mk[None] * own, self.grid, lo, total, self._done, stop)
-                          for mk in m])
         mix = self._buf.read(self._done, stop)
-        for name, block in zip(self.stem_names, self.sep._assemble(mix, stems), strict=True):
+        stems = self.sep.maker.stems([s[rows] for s in self._scores], own, self.grid, lo, total, self._done, stop,
+                                     mix)
+        for name, block in zip(self.stem_names, stems, strict=True):
             self._ready[name].append(block)
         self._done = stop
         # forget what the next block cannot need
@@ -447,3 +417,77 @@ class AlignedWriter:
             block, self.skip = block[:, cut:], self.skip - cut
         if block.shape[1]:
             self.write(block)
+
+
+class StreamOutput:
+    """Where a stream's one stem goes: raw float32 little-endian PCM to a binary pipe (``"-"``, e.g. standard
+    output) or to a file, or a wav/flac file. The destination and encoding are checked when this is built,
+    before any model loads; files are written to a temporary name and renamed when the stream has ended.
+
+    Parameters
+    ----------
+    output : str
+        ``"-"`` for ``pipe``, else a file path.
+    fmt : {"f32le", "wav", "flac"}, optional
+        Default: ``f32le`` for ``"-"``, else ``wav``.
+    sample_format, clip
+        As :class:`~stemsplit.audio.Encoding` (wav and flac only).
+    sr, channels : int
+        Of the stream.
+    pipe : binary file, optional
+        What ``"-"`` writes to (default: standard output).
+    """
+
+    FORMATS = ("f32le", "wav", "flac")
+
+    def __init__(self, output: str, *, fmt: str | None = None, sample_format: str | None = None,
+                 clip: str = "clamp", sr: int, channels: int, pipe=None):
+        self.output = str(output)
+        self.fmt = fmt or ("f32le" if self.output == "-" else "wav")
+        if self.fmt not in self.FORMATS:
+            raise OptionError(f"Unknown stream format {self.fmt!r}; choose one of {', '.join(self.FORMATS)}.")
+        if self.output == "-" and self.fmt != "f32le":
+            raise OptionError("Standard output takes raw PCM only: use --format f32le.")
+        if self.fmt == "f32le" and (sample_format or clip != "clamp"):
+            raise OptionError("--int24, --float32 and --clip apply to wav and flac output; raw PCM is float32 as is.")
+        self.encoding = None if self.fmt == "f32le" else audio_io.Encoding(self.fmt, sample_format, clip)
+        if self.output != "-":
+            from pathlib import Path
+
+            audio_io.check_output_dir(Path(self.output).parent)
+            if Path(self.output).is_dir():
+                raise OutputError(f"Cannot write {self.output}: it is a folder; give a file name.")
+        self.sr, self.channels = sr, channels
+        self.pipe = pipe
+        self.clipped, self.peak = 0, 0.0
+
+    def run(self, source: Iterable[np.ndarray], stream: StreamSeparator, stem: str) -> None:
+        """Stream ``source`` through ``stream`` and write ``stem``, lined up with the input sample for sample."""
+        stream.check_stem(stem)
+        if self.output == "-":
+            import sys
+
+            out = self.pipe or sys.stdout.buffer
+
+            def write(block):
+                out.write(np.ascontiguousarray(block.T, dtype="<f4").tobytes())
+                out.flush()
+
+            run_pipeline(source, stream, AlignedWriter(write, stem, stream.latency))
+            return
+        if self.encoding is None:
+            with audio_io.atomic_path(self.output, ".raw") as tmp, open(tmp, "wb") as fh:
+                run_pipeline(source, stream, AlignedWriter(
+                    lambda b: fh.write(np.ascontiguousarray(b.T, dtype="<f4").tobytes()), stem, stream.latency))
+            return
+        from pathlib import Path
+
+        writer = audio_io.StemWriter(Path(self.output), self.sr, self.channels, self.encoding)
+        try:
+            run_pipeline(source, stream, AlignedWriter(writer.write, stem, stream.latency))
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        if writer.clipped and self.encoding.clip == "clamp":
+            self.clipped, self.peak = writer.clipped, writer.peak

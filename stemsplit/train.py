@@ -27,7 +27,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import checkpoint
-from .data.dataset import AugmentConfig, ExampleSampler, Track, split_tracks
+from .data.dataset import AugmentConfig, ExampleSampler
+from .data.tracks import Track, split_tracks
 from .errors import CheckpointError, DataError, OptionError
 from .evaluate import calibrate_checkpoint, quick_sdr, target_excerpt
 from .model import MaskCNN

@@ -14,12 +14,11 @@ import numpy as np
 
 from . import audio as audio_io
 from . import spectral
+from .engine import LoadedTarget, ModelRunner, context_features, find_targets, load_target
 from .errors import OptionError
-from .separate import LoadedTarget, ModelRunner, _bucket, context_features, load_target
-from .targets import get_targets
 
 __all__ = ["ActivityDetector", "detect_vocals", "vocal_segments", "segments_to_frames", "activity_scores",
-           "plot_activity"]
+           "plot_activity", "activity_report", "DEFAULT_TARGET"]
 
 DEFAULT_TARGET = "vocal-activity"
 
@@ -42,11 +41,8 @@ class ActivityDetector:
                  checkpoint_dirs: Sequence[str | os.PathLike] = (), loaded: LoadedTarget | None = None,
                  block_frames: int = 2048):
         if loaded is None:
-            spec = get_targets([target], targets_dir)[0]
-            if spec.task != "activity":
-                raise OptionError(f"Target {spec.name!r} separates a stem; vocal activity needs an activity "
-                                  f"target such as {DEFAULT_TARGET!r}.")
-            loaded = load_target(spec, checkpoint_dirs)
+            loaded = load_target(find_targets([target], task="activity", targets_dir=targets_dir)[0],
+                                 checkpoint_dirs)
         self.target = loaded
         self.runner = ModelRunner([loaded.model])
         self.block_frames = block_frames
@@ -58,15 +54,10 @@ class ActivityDetector:
 
     def _run(self, reader, grid: spectral.Grid) -> np.ndarray:
         total = grid.n_frames(reader.frames)
-        hc = grid.frontend.half_context
         out = np.empty(total, dtype=np.float32)
         for lo in range(0, total, self.block_frames):
             hi = min(total, lo + self.block_frames)
-            feats = context_features(reader, grid, lo, hi, total).features
-            size = _bucket(hi - lo, self.block_frames)
-            x = np.zeros((size + 2 * hc, feats.shape[1]), dtype=np.float32)
-            x[:feats.shape[0]] = feats
-            out[lo:hi] = self.runner(x, hi - lo)[0][:, 0]
+            out[lo:hi] = self.runner(context_features(reader, grid, lo, hi, total).features, self.block_frames)[0][:, 0]
         return out
 
     def __call__(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,6 +167,21 @@ def vocal_segments(times: np.ndarray, probabilities: np.ndarray, *, on: float = 
     return [(round(float(a), 4), round(float(b), 4)) for a, b in merged if b - a >= min_duration]
 
 
+def activity_report(detector: ActivityDetector, path: str | os.PathLike, *, on: float = 0.6, off: float = 0.4,
+                    min_duration: float = 0.25, min_gap: float = 0.2,
+                    plot: str | os.PathLike | None = None) -> dict:
+    """What ``stemsplit vad FILE`` reports for one file: ``{"segments": [(start, end), ...], "voiced_seconds",
+    "duration"}`` (seconds; segments as :func:`vocal_segments` finds them with these settings). With ``plot``,
+    also draws the spectrogram and activity curve to that PNG (:func:`plot_activity`)."""
+    times, probs, _ = detector.file(path)
+    segs = vocal_segments(times, probs, on=on, off=off, min_duration=min_duration, min_gap=min_gap)
+    if plot is not None:
+        audio, sr = audio_io.load(path)
+        plot_activity(audio, sr, times, probs, segs, plot, threshold=detector.threshold)
+    return {"segments": segs, "voiced_seconds": round(sum(e - s for s, e in segs), 3),
+            "duration": round(float(times[-1]) if times.size else 0.0, 3)}
+
+
 def segments_to_frames(times: np.ndarray, segments: Sequence[tuple[float, float]]) -> np.ndarray:
     """Boolean per frame: whether its time falls inside one of ``segments`` (the inverse of
     :func:`vocal_segments`, for scoring segment decisions frame by frame)."""
@@ -225,50 +231,3 @@ def plot_activity(audio: np.ndarray, sr: int, times: np.ndarray, probabilities: 
     with audio_io.atomic_path(out, ".png") as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-
-
-def track_labels(track, stems: Sequence[str], threshold_db: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Reference activity labels of a dataset track: ``(labels (frames,), mix (channels, samples), sr)``."""
-    from .data.dataset import activity_labels
-
-    n = track.length
-    target = sum(track.read(s, 0, n) for s in stems)
-    mix = track.read("mixture", 0, n) if (track.mixture is not None or track.musdb_track is not None) else \
-        sum(track.read(s, 0, n) for s in track.stems if s != "accompaniment")
-    grid = spectral.FRONTEND.grid(track.sr)
-    mb = grid.model_bins
-    labels = activity_labels(spectral.signal_stft(target, grid)[:, :mb], spectral.signal_stft(mix, grid)[:, :mb],
-                             threshold_db, grid)
-    return labels, mix, track.sr
-
-
-def evaluate_activity(root: str | os.PathLike, *, is_wav: bool = True, subset: str = "test",
-                      target: str = DEFAULT_TARGET, tracks: Sequence[str] | None = None,
-                      targets_dir: Sequence[str | os.PathLike] | None = None,
-                      detector: ActivityDetector | None = None) -> dict:
-    """Frame accuracy, precision, recall and F1 of the detector on a MUSDB-layout subset.
-
-    Labels follow the training rule of the target (its stems' energy within ``activity_db`` of the mix and
-    above -60 dBFS). Returns ``{"tracks": {name: scores}, "all": scores over every frame pooled,
-    "segments": the same for the frames inside :func:`vocal_segments` (default hysteresis and durations: what
-    ``stemsplit vad INPUT`` reports)}``.
-    """
-    from .data.dataset import find_tracks
-
-    det = detector or ActivityDetector(target, targets_dir=targets_dir)
-    spec = det.target.spec
-    found = [t for t in find_tracks(root, is_wav=is_wav, subset=subset) if not tracks or t.name in tracks]
-    per, preds, seg_preds, labs = {}, [], [], []
-    for t in found:
-        labels, mix, sr = track_labels(t, spec.stems, spec.activity_db)
-        times, probs = det(mix, sr)
-        pred = probs >= det.threshold
-        per[t.name] = activity_scores(pred, labels)
-        preds.append(pred)
-        seg_preds.append(segments_to_frames(times, vocal_segments(times, probs)))
-        labs.append(labels)
-    if not preds:
-        return {"tracks": per, "all": {}, "segments": {}}
-    labels = np.concatenate(labs)
-    return {"tracks": per, "all": activity_scores(np.concatenate(preds), labels),
-            "segments": activity_scores(np.concatenate(seg_preds), labels)}

@@ -8,7 +8,8 @@ from scipy.signal import butter, sosfiltfilt
 
 from stemsplit import align
 from stemsplit.cli import main
-from stemsplit.data.dataset import ExampleSampler, split_tracks
+from stemsplit.data.dataset import ExampleSampler
+from stemsplit.data.tracks import split_tracks
 
 SR = 22050
 

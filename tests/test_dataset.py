@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from stemsplit.data import dataset
-from stemsplit.data.dataset import AugmentConfig, ExampleSampler, split_tracks
+from stemsplit.data import tracks as tracks_lib
+from stemsplit.data.dataset import AugmentConfig, ExampleSampler
+from stemsplit.data.tracks import split_tracks
 from stemsplit.errors import DataError, DependencyError
 
 from .conftest import make_musdb
@@ -79,9 +81,9 @@ def test_missing_stem_and_dataset_errors(root, tmp_path):
 
 
 def test_missing_ffmpeg_is_clear(monkeypatch):
-    monkeypatch.setattr(dataset.shutil, "which", lambda name: None)
+    monkeypatch.setattr(tracks_lib.shutil, "which", lambda name: None)
     with pytest.raises(DependencyError, match="ffmpeg"):
-        dataset.require_ffmpeg()
+        tracks_lib.require_ffmpeg()
 
 
 def test_tracks_with_only_a_mixture_beside_the_target(tmp_path):

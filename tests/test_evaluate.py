@@ -107,7 +107,7 @@ def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tin
 
     from stemsplit import checkpoint
     from stemsplit.cli import main
-    from stemsplit.data.dataset import find_tracks
+    from stemsplit.data.tracks import find_tracks
     from stemsplit.separate import LoadedTarget, Separator
 
     ck = tmp_path / "vocals.npz"

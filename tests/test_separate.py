@@ -174,7 +174,7 @@ def test_separate_file_leaves_nothing_on_failure(four, tmp_path):
 def test_silence_gives_silent_stems_with_a_warning_and_no_model_work(four, tmp_path, monkeypatch):
     calls = []
     real = four.runner.dispatch
-    monkeypatch.setattr(four.runner, "dispatch", lambda x: calls.append(1) or real(x))
+    monkeypatch.setattr(four.runner, "dispatch", lambda *a: calls.append(1) or real(*a))
     with pytest.warns(SilentAudioWarning, match="silent"):
         out = four.separate(np.zeros((2, 30000), np.float32), 22050)
     assert sorted(out) == sorted(four.stem_names) and all(v.shape == (2, 30000) and not v.any()

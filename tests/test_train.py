@@ -13,7 +13,7 @@ from flax import nnx
 
 from stemsplit import checkpoint
 from stemsplit.cli import main
-from stemsplit.data.dataset import split_tracks
+from stemsplit.data.tracks import split_tracks
 from stemsplit.errors import OptionError
 from stemsplit.model import MaskCNN, model_config
 from stemsplit.targets import get_target, is_shipped_checkpoint, load_spec, shipped_checkpoint_dirs
@@ -173,7 +173,7 @@ SCRIPT = textwrap.dedent("""
     import sys, numpy as np, jax
     sys.path.insert(0, {tests!r})
     from stemsplit import checkpoint
-    from stemsplit.data.dataset import split_tracks
+    from stemsplit.data.tracks import split_tracks
     from stemsplit.targets import load_spec
     from stemsplit.train import TrainConfig, Trainer
     spec = load_spec({toml!r})

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from stemsplit import checkpoint, vad
+from stemsplit import checkpoint, evaluate, vad
 from stemsplit.cli import main
 from stemsplit.errors import OptionError
 from stemsplit.separate import LoadedTarget, Separator
@@ -101,7 +101,7 @@ def test_train_activity_detector_and_score_it(tmp_path):
     assert any("val_accuracy" in r for r in rows)
     model, spec, _ = checkpoint.load_model(out)
     det = vad.ActivityDetector(loaded=LoadedTarget(load_spec(tdir / "vocal-activity.toml"), model, out, {}))
-    res = vad.evaluate_activity(root, subset="test", detector=det)
+    res = evaluate.evaluate_activity(root, subset="test", detector=det)
     assert res["all"]["accuracy"] > 0.8, res
     seg = res["segments"]  # segment decisions (hysteresis, bridged gaps) beat the best constant guess
     assert seg["frames"] == res["all"]["frames"]

@@ -23,10 +23,11 @@ import numpy as np
 import soundfile as sf
 
 from .. import audio as audio_io
-from ..errors import MissingCheckpointError, OptionError, StemsplitError
-from ..masks import MASK_MODES
+from ..engine import find_targets
+from ..errors import MissingCheckpointError, StemsplitError
+from ..masks import check_mode
 from ..separate import Separator
-from ..targets import discover, get_targets, parse_target_list, sanitize_name
+from ..targets import discover, parse_target_list, sanitize_name
 from .config import ServerConfig
 
 __all__ = ["Job", "JobManager", "QueueFullError", "JobCancelled", "available_targets", "parse_job_options",
@@ -70,12 +71,8 @@ def parse_job_options(fields: dict[str, str], config: ServerConfig) -> tuple[tup
     """
     names = parse_target_list(fields["targets"]) if "targets" in fields else ["vocals"]
     mask = fields.get("mask", "binary").strip() or "binary"
-    if mask not in MASK_MODES:
-        raise OptionError(f"Unknown mask mode {mask!r}; choose one of {', '.join(MASK_MODES)}.")
-    for spec in get_targets(names, config.targets_dir or None):
-        if spec.task != "mask":
-            raise OptionError(f"Target {spec.name!r} detects activity; it cannot separate a stem "
-                              "(use stemsplit.detect_vocals).")
+    check_mode(mask)
+    for spec in find_targets(names, task="mask", targets_dir=config.targets_dir or None):
         if spec.find_checkpoint(config.checkpoint_dirs) is None:
             raise MissingCheckpointError(f"Target {spec.name!r} has no trained checkpoint on this server.")
     return tuple(names), mask
