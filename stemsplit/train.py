@@ -479,7 +479,7 @@ class Trainer:
         sampler draws them, so the mix of data sources is the training one; validation tracks stay untouched)."""
         s = self.sampler
         pick = np.random.default_rng(self.cfg.seed).choice(len(s.tracks), size=min(tracks, len(s.tracks)),
-                                                          replace=False, p=s._p)
+                                                          replace=False, p=s.probabilities)
         res = calibrate_checkpoint(path, [s.tracks[i] for i in sorted(pick)], seconds=self.cfg.val_seconds,
                                    data="training tracks")
         self._log({"calibrated_threshold": res["threshold"], "calibration_sdr": res["sdr"]})

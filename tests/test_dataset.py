@@ -109,7 +109,7 @@ def test_root_shares_set_how_often_tracks_are_drawn(tmp_path):
     # root a keeps its last track for validation: 3 training tracks share 0.2
     assert [round(t.weight, 4) for t in train] == [0.0667] * 3 + [0.8]
     s = ExampleSampler(train, ["vocals"], frames=4, augment=None)
-    picks = [s.tracks[np.random.default_rng(i).choice(4, p=s._p)].name for i in range(300)]
+    picks = [s.tracks[np.random.default_rng(i).choice(4, p=s.probabilities)].name for i in range(300)]
     assert 0.65 < sum(p.startswith("song3") for p in picks) / 300 < 0.95
     with pytest.raises(DataError, match="share"):
         split_tracks([a, b], is_wav=True, shares=[1.0])

@@ -139,7 +139,8 @@ class ExampleSampler:
             raise DataError(f"No track has the stem(s) {', '.join(self.target_stems)} "
                             f"(found: {sorted({s for t in tracks for s in t.stems}) or 'none'}).")
         w = np.array([t.weight for t in self.tracks], dtype=np.float64)
-        self._p = w / w.sum()
+        #: chance of drawing each of :attr:`tracks` (their weights, normalised)
+        self.probabilities = w / w.sum()
         self.frames, self.task, self.augment = frames, task, augment
         self.activity_threshold_db = activity_threshold_db
         self.frontend = frontend
@@ -178,9 +179,9 @@ class ExampleSampler:
     def _draw(self, rng: np.random.Generator, sr: int | None = None, source: str | None = None) -> Track:
         """A track drawn with the tracks' shares (among those at rate ``sr`` holding ``source`` when given)."""
         if sr is None:
-            return self.tracks[rng.choice(len(self.tracks), p=self._p)]
+            return self.tracks[rng.choice(len(self.tracks), p=self.probabilities)]
         idx = [i for i, u in enumerate(self.tracks) if u.sr == sr and (source is None or self._has(u, source))]
-        p = self._p[idx]
+        p = self.probabilities[idx]
         return self.tracks[idx[rng.choice(len(idx), p=p / p.sum())]]
 
     def _sources(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
