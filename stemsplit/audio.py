@@ -9,7 +9,6 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -484,6 +483,3 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     if orig_sr == target_sr:
         return np.asarray(audio, dtype=np.float32)
     return librosa.resample(np.asarray(audio, dtype=np.float32), orig_sr=orig_sr, target_sr=target_sr)
-
-
-ProgressFn = Callable[[int, int], None]

@@ -80,7 +80,7 @@ def test_errors_exit_2_with_one_line(tiny_targets, wav, tmp_path, capsys, args, 
 def test_bad_option_values_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "stemsplit", "separate", "x.wav", "-f", "aiff"],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "invalid choice" in r.stderr
+    assert r.returncode == 2 and r.stderr.strip() == "stemsplit: error: Unknown output format 'aiff'; choose one of wav, flac, ogg, mp3."
     r = subprocess.run([sys.executable, "-m", "stemsplit", "separate", "x.wav", "--targets", ","],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "at least one target" in r.stderr
