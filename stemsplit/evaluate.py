@@ -335,7 +335,7 @@ def calibrate_checkpoint(path: str | os.PathLike, tracks: Sequence, *, seconds: 
     """:func:`calibrate_threshold` for the model in a checkpoint, then store the result in it (rewritten
     atomically): ``metadata["training"]["threshold"]``, used by targets whose file sets no threshold."""
     from . import checkpoint
-    from .separate import LoadedTarget
+    from .engine import LoadedTarget
 
     model, spec, meta = checkpoint.load_model(path)
     res = calibrate_threshold(LoadedTarget(spec, model, Path(path), meta), tracks, seconds=seconds)

@@ -359,7 +359,8 @@ class Trainer:
 
     def validation_sdr(self, mask: str = "binary") -> float:
         """Median over validation tracks of the quick SDR of the separated target (first ``val_seconds``)."""
-        from .separate import LoadedTarget, Separator
+        from .engine import LoadedTarget
+        from .separate import Separator
 
         sep = Separator(loaded=[LoadedTarget(self.spec, self.model(), None, {})], residual=False, mask=mask)
         scores = []

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..separate import Separator, context_features
+from ..engine import context_features
+from ..separate import Separator
 
 __all__ = ["MaskView", "compute_mask_view", "render_mask_view", "STEM_COLORS", "stem_color"]
 
