@@ -355,13 +355,19 @@ def check_output_dir(folder: str | os.PathLike) -> Path:
     if not probe.is_dir():
         where = "it is" if probe == folder else f"{probe} is"
         raise OutputError(f"Cannot write into {folder}: {where} a file, not a folder.")
-    try:  # os.access says yes to root on read-only mounts and /proc: only creating a file tells
-        fd, tmp = tempfile.mkstemp(prefix=".stemsplit-probe-", dir=probe)
-        os.close(fd)
-        os.unlink(tmp)
+    try:
+        probe_writable(probe)
     except OSError as e:
         raise OutputError(f"Cannot write into {folder}: {_os_reason(e)}.") from None
     return folder
+
+
+def probe_writable(folder: Path) -> None:
+    """Create and remove a file in an existing ``folder``; raises ``OSError`` when that fails (``os.access`` says
+    yes to root on read-only mounts and /proc: only creating a file tells)."""
+    fd, tmp = tempfile.mkstemp(prefix=".stemsplit-probe-", dir=folder)
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def _os_reason(e: OSError) -> str:

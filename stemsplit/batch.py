@@ -37,7 +37,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -250,9 +249,7 @@ def _writable_folder(outdir: str | os.PathLike) -> Path:
         raise OptionError(f"The output folder {out} is a file.")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".stemsplit-probe-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
+        audio_io.probe_writable(out)
     except OSError as e:
         raise OptionError(f"Cannot write to the output folder {out}: {e.strerror or e}.") from None
     return out
@@ -274,9 +271,7 @@ def _check_manifest(path: Path) -> None:
                 pass
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix=".stemsplit-probe-", dir=path.parent)
-            os.close(fd)
-            os.unlink(probe)
+            audio_io.probe_writable(path.parent)
     except OSError as e:
         raise OptionError(f"Cannot write the manifest {path}: {e.strerror or e}.") from None
 
