@@ -96,12 +96,25 @@ class Separator:
         # the loaded specs carry the thresholds calibrated for their checkpoints
         self.maker = StemMaker(self.specs, mask=mask, residual=residual,
                                gate=self.gate.spec if self.gate else None)
-        self.residual = residual
-        self.mask = mask
         self.block_frames = block_frames
         self.frontend = spectral.FRONTEND
         self.runner = ModelRunner([t.model for t in self.targets] + ([self.gate.model] if self.gate else []))
-        self.stem_names = self.maker.stem_names
+
+    # what the stem maker owns, not copied
+    @property
+    def residual(self) -> bool:
+        """Whether a residual stem is produced."""
+        return self.maker.residual
+
+    @property
+    def mask(self) -> str:
+        """The mask mode."""
+        return self.maker.mask
+
+    @property
+    def stem_names(self) -> list[str]:
+        """Names of the stems produced, in order."""
+        return self.maker.stem_names
 
     # -- core -----------------------------------------------------------------------------------------------
     def scores(self, feats: np.ndarray) -> np.ndarray:
