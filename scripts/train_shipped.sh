@@ -22,11 +22,14 @@ fi
 target=$1
 steps=$2
 shift 2
+extra=()
 case "$target" in
   vocals|vocal-activity)
     roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mir1k"
            --musdb-root "$CORPUS/instrumental")
-    shares=0.35,0.3,0.25,0.1 ;;
+    shares=0.35,0.3,0.25,0.1
+    # vocal activity: a quarter of the examples are real accompaniment alone ("no voice here")
+    if [ "$target" = vocal-activity ]; then extra=(--drop-target 0.25); fi ;;
   *)
     roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems")
     shares=0.5,0.5 ;;
@@ -35,4 +38,4 @@ mkdir -p "$RUNS"
 exec stemsplit train --target "$target" ${TARGETS_DIR:+--targets-dir "$TARGETS_DIR"} "${roots[@]}" --shares "$shares" --is-wav --steps "$steps" --batch 16 \
   --frames 64 --lr 2e-3 --val-every 500 --val-seconds 600 \
   --valid-tracks "MusicDelta - Beatles,MusicDelta - Grunge,7.Francium" --run-dir "$RUNS/$target" \
-  --out "$RUNS/$target/final.npz" --resume "$@"
+  --out "$RUNS/$target/final.npz" --resume ${extra[@]+"${extra[@]}"} "$@"

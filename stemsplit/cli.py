@@ -48,6 +48,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {v}")
+    return v
+
+
 def _shares_arg(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",")]
@@ -233,7 +243,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, lr=args.lr, loss=loss,
                       ema=args.ema, seed=args.seed, val_every=args.val_every, val_seconds=args.val_seconds,
                       patience=args.patience,
-                      augment=AugmentConfig(remix=args.remix, eq=args.eq, reverb=args.reverb))
+                      augment=AugmentConfig(remix=args.remix, eq=args.eq, reverb=args.reverb,
+                                            drop_target=args.drop_target))
     run_dir = args.run_dir or os.path.join("runs", spec.name)
     _refuse_shipped(args.out or os.path.join(run_dir, f"{spec.name}.npz"), args.overwrite_shipped)
     valid = [v for v in (args.valid_tracks or "").split(",") if v] or None
@@ -464,11 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ema", type=float, default=0.999,
                    help="decay of the weights' moving average used for validation and the checkpoint "
                         "(default 0.999; 0 = raw weights)")
-    r.add_argument("--remix", type=float, default=0.5,
+    r.add_argument("--remix", type=_probability, default=0.5,
                    help="probability of drawing the target and the rest from different tracks (default 0.5)")
-    r.add_argument("--eq", type=float, default=0.3, help="probability of a random EQ per source (default 0.3)")
-    r.add_argument("--reverb", type=float, default=0.2,
+    r.add_argument("--eq", type=_probability, default=0.3, help="probability of a random EQ per source (default 0.3)")
+    r.add_argument("--reverb", type=_probability, default=0.2,
                    help="probability of a random synthetic room per source (default 0.2)")
+    r.add_argument("--drop-target", type=_probability, default=0.0,
+                   help="probability of leaving the target out of an example's mix, so real accompaniments "
+                        "teach 'no target here' (default 0; the shipped vocal-activity model uses 0.25)")
     r.add_argument("--val-seconds", type=float, default=30.0,
                    help="seconds of each validation track separated for the validation SDR (default 30)")
     r.add_argument("--seed", type=int, default=0)

@@ -47,7 +47,7 @@ def test_labels_follow_the_dominance_rule(root):
     rng = np.random.default_rng(0)
     x, y = s.example(rng)
     rng = np.random.default_rng(0)
-    target, other, sr = s._sources(rng)
+    target, other, sr, _ = s._sources(rng)
     g = spectral.FRONTEND.grid(sr)
     st, sm = spectral.stft(target, g), spectral.stft(target + other, g)
     ref = masks.ideal_binary_mask(st[:, :513, 12:16], sm[:, :513, 12:16], channel_axis=0).T
@@ -67,6 +67,23 @@ def test_augmentation_changes_gains_and_can_skip_silence(root, tmp_path):
     # every excerpt is silent: the sampler gives up skipping after a bounded number of tries
     x, y = ExampleSampler(tr, ["vocals"], frames=4).example(np.random.default_rng(0))
     assert y.sum() == 0
+
+
+def test_drop_target_teaches_absence_over_real_accompaniment(root):
+    """drop_target leaves the target out of the mix: the example is the accompaniment alone, its labels all
+    "absent", and it is kept although the target is silent; without it such examples come only from silence."""
+    train, _ = split_tracks([root], is_wav=True)
+    for task in ("mask", "activity"):
+        always = ExampleSampler(train, ["vocals"], frames=8, task=task,
+                                augment=AugmentConfig(remix=0.0, drop_target=1.0))
+        x, y = always.batch(seed=4, step=0, size=4)
+        assert y.sum() == 0 and x.std() > 0.1  # real accompaniment in the features, nothing to find
+        never = ExampleSampler(train, ["vocals"], frames=8, task=task, augment=AugmentConfig(remix=0.0))
+        assert never.batch(seed=4, step=0, size=4)[1].mean() > 0.05
+    some = ExampleSampler(train, ["vocals"], frames=8, task="activity",
+                          augment=AugmentConfig(remix=0.0, drop_target=0.5))
+    empty = [some.batch(seed=5, step=i, size=8)[1].reshape(8, -1).sum(axis=1) == 0 for i in range(5)]
+    assert 0.2 < np.mean(empty) < 0.8
 
 
 def test_missing_stem_and_dataset_errors(root, tmp_path):
@@ -94,7 +111,7 @@ def test_tracks_with_only_a_mixture_beside_the_target(tmp_path):
             (folder / f"{stem}.wav").unlink()
     train, _ = split_tracks([root], is_wav=True)
     s = ExampleSampler(train, ["vocals"], frames=4, augment=None)
-    target, rest, sr = s._sources(np.random.default_rng(3))
+    target, rest, sr, _ = s._sources(np.random.default_rng(3))
     assert np.abs(rest).max() > 0.01 and np.abs(target).max() > 0.01
     aug = ExampleSampler(train, ["vocals"], frames=4, augment=AugmentConfig(remix=1.0))
     for i in range(5):

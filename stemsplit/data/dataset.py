@@ -45,6 +45,10 @@ class AugmentConfig:
     reverb : float
         Probability of a random synthetic room per source: exponentially decaying noise (RT60 0.2-1.2 s) mixed in
         at 10-40 %. The target's label includes its reverb, as MUSDB's stems do.
+    drop_target : float
+        Probability of leaving the target out of the mix altogether (its label is then "absent" everywhere):
+        real accompaniments of every root become examples of "no target here", not only the few songs that
+        lack the target (for vocal activity, a whole instrumental excerpt must read as unvoiced).
     """
 
     gain_db: tuple[float, float] = (-12.0, 3.0)
@@ -53,6 +57,7 @@ class AugmentConfig:
     keep_silent_target: float = 0.2
     eq: float = 0.0
     reverb: float = 0.0
+    drop_target: float = 0.0
 
 
 def random_eq(a: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -184,8 +189,8 @@ class ExampleSampler:
         p = self.probabilities[idx]
         return self.tracks[idx[rng.choice(len(idx), p=p / p.sum())]]
 
-    def _sources(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
-        """(target, rest) excerpts, each (2, n), and their rate."""
+    def _sources(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, bool]:
+        """(target, rest) excerpts, each (2, n), their rate, and whether the target was dropped."""
         track = self._draw(rng)
         sr, n = track.sr, self.excerpt_samples(track.sr)
         remix = self.augment is not None and rng.random() < self.augment.remix
@@ -210,16 +215,20 @@ class ExampleSampler:
             parts.append((is_target, a))
         target = sum(a for is_t, a in parts if is_t)
         other = sum((a for is_t, a in parts if not is_t), np.zeros((2, n), np.float32))
-        return target.astype(np.float32), other.astype(np.float32), sr
+        dropped = bool(self.augment is not None and self.augment.drop_target
+                       and rng.random() < self.augment.drop_target)
+        if dropped:
+            target = np.zeros_like(target)
+        return target.astype(np.float32), other.astype(np.float32), sr, dropped
 
     def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One example: features ``(frames + 24, 513)`` and labels ``(frames, 513)`` (or ``(frames, 1)``)."""
         for _ in range(20):
-            target, other, sr = self._sources(rng)
+            target, other, sr, dropped = self._sources(rng)
             mix = target + other
             if np.sqrt(np.mean(mix ** 2)) < SILENCE_RMS:
                 continue
-            silent_target = np.sqrt(np.mean(target ** 2)) < SILENCE_RMS
+            silent_target = not dropped and np.sqrt(np.mean(target ** 2)) < SILENCE_RMS
             keep = self.augment.keep_silent_target if self.augment is not None else 1.0
             if silent_target and rng.random() >= keep:
                 continue
