@@ -1,8 +1,8 @@
 """A/B of checkpoints in the four-stem separation: quick SDR per stem with the shipped set and with some of its
-checkpoints swapped, binary and soft masks, on held-out real songs and held-out synth songs.
+checkpoints swapped, binary and soft masks, on held-out real songs (whole).
 
-    python benchmarks/compare_checkpoints.py --real ../shared/data/real-stems --synth /work/corpus/synth \
-        local=vocals:runs/local/vocals/final.npz [NAME=TARGET:PATH,TARGET:PATH ...]
+    python benchmarks/compare_checkpoints.py --songs REAL_STEMS "MusicDelta - Beatles,MusicDelta - Grunge" \
+        --songs CORPUS/eir 7.Francium new=drums:runs/drums/final.npz [NAME=TARGET:PATH,TARGET:PATH ...]
 
 Quick SDR is the plain whole-signal SDR (``stemsplit.evaluate.quick_sdr``), not BSSEval: a fast A/B, with the
 BSSEval figures of the chosen set in docs/results.md. Stems silent in a song are left out of its mean.
@@ -37,28 +37,25 @@ def loaded_set(swaps: dict[str, str]) -> list[LoadedTarget]:
     return out
 
 
-def read_tracks(root: str, subset: str, names: list[str] | None = None,
-                every: int = 1) -> list[tuple[dict[str, np.ndarray], int]]:
+def read_tracks(root: str, subset: str, names: list[str] | None = None) -> list[tuple[dict[str, np.ndarray], int]]:
     """Every stem of the chosen tracks of a MUSDB-layout folder (in name order), with their rate."""
     found = sorted((t for t in find_tracks(root, is_wav=True, subset=subset) if not names or t.name in names),
-                   key=lambda t: t.name)[::every]
+                   key=lambda t: t.name)
     return [({s: t.read(s, 0, t.length) for s in STEMS}, t.sr) for t in found]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sets", nargs="*", help="NAME=TARGET:PATH[,TARGET:PATH...]")
-    ap.add_argument("--real", required=True, help="MUSDB-layout folder holding the held-out real songs in train/")
-    ap.add_argument("--real-tracks", default="MusicDelta - Beatles,MusicDelta - Grunge")
-    ap.add_argument("--synth", required=True, help="the synth corpus (its test/ songs are used)")
-    ap.add_argument("--every", type=int, default=5, help="take every N-th synth test song (12 of 60)")
+    ap.add_argument("--songs", nargs=2, action="append", required=True, metavar=("ROOT", "NAMES"),
+                    help="a MUSDB-layout folder and the comma-separated held-out songs in it (repeatable)")
+    ap.add_argument("--subset", default="train", help="subset of the folders the songs are in (default train)")
     args = ap.parse_args()
     sets = {"shipped": {}}
     for s in args.sets:
         name, pairs = s.split("=", 1)
         sets[name] = dict(p.split(":", 1) for p in pairs.split(","))
-    songs = {"real": read_tracks(args.real, "train", args.real_tracks.split(",")),
-             "synth": read_tracks(args.synth, "test", every=args.every)}
+    songs = {Path(root).name: read_tracks(root, args.subset, names.split(",")) for root, names in args.songs}
     for name, swaps in sets.items():
         targets = loaded_set(swaps)
         print(f"{name}: thresholds {[round(t.spec.threshold, 2) for t in targets]}", flush=True)
