@@ -263,7 +263,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     methods = parse_target_list(args.method)
     results = evaluate_dataset(
         args.musdb_root, is_wav=args.is_wav, subset=args.subset, targets=args.targets, methods=methods,
-        quick=args.quick, max_seconds=args.max_seconds, tracks=parse_target_list(args.tracks or "") or None,
+        quick=args.quick, joint=args.joint, max_seconds=args.max_seconds,
+        tracks=parse_target_list(args.tracks or "") or None,
         targets_dir=args.targets_dir, checkpoint_dirs=args.checkpoint_dir or (), out=args.out,
         progress=None if args.quiet else lambda track, method: print(f"{method:>5}: {track}", file=sys.stderr))
     files = write_report(results, args.out)
@@ -512,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(ideal ratio mask), "
                         "pyin (the article's f0 comb baseline, vocals only), mix (mixture as estimate)")
     e.add_argument("--quick", action="store_true", help="plain whole-signal SDR instead of BSSEval (fast)")
+    e.add_argument("--joint", action="store_true",
+                   help="score all stems in one BSSEval call as SiSEC18 does (default: each stem against the rest, "
+                        "so a resting stem does not hide the other stems' windows)")
     e.add_argument("--max-seconds", type=float, help="score only the first seconds of each track")
     e.add_argument("--tracks", metavar="NAMES", help="comma-separated track names to evaluate")
     e.add_argument("-o", "--out", default="results", metavar="RESULTS",

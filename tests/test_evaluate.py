@@ -101,6 +101,25 @@ def test_silent_reference_scores_nan_and_the_rest_still_scores():
     assert np.isnan(got["drums"]["SDR"]) and np.isfinite(got["vocals"]["SDR"])
 
 
+def test_a_resting_stem_does_not_hide_the_others_windows():
+    """museval skips every window in which any source is silent: scored jointly, a stem that rests for most of
+    the song leaves the others only the windows where it sounds. Scored against the rest, they keep theirs."""
+    s = _sources(seconds=6.0)
+    rng = np.random.default_rng(5)
+    s["drums"] = (0.2 * rng.standard_normal(s["vocals"].shape)).astype(np.float32)
+    s["drums"][:, 22050:] = 0.0  # drums play for the first second only
+    est = {k: v.copy() for k, v in s.items()}
+    est["vocals"][:, 22050:] += 2.0 * s["accompaniment"][:, 22050:]  # vocals bad while the drums rest
+    joint = evaluate.score(s, est, 22050, joint=True)
+    alone = evaluate.score(s, est, 22050)
+    assert joint["vocals"]["SDR"] > 40  # only the one window with drums: the good one
+    assert alone["vocals"]["SDR"] < 15  # every window: mostly the bad ones
+    assert alone["drums"]["SDR"] > 40 and alone["accompaniment"]["SDR"] > 40  # perfect estimates
+    two = {k: s[k] for k in ("vocals", "accompaniment")}
+    e2 = {k: est[k] for k in two}
+    assert evaluate.score(two, e2, 22050) == evaluate.score(two, e2, 22050, joint=True)
+
+
 def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tiny_targets):
     import shutil
     from dataclasses import replace
