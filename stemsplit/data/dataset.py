@@ -197,8 +197,11 @@ class ExampleSampler:
         base_offset = int(rng.integers(0, max(1, track.length - n)))
         # with remix, everything but the target comes from another track (drawn with the shares)
         rest_track = self._draw(rng, sr) if remix else track
+        # a dropped target is neither read nor augmented (no draw at all when drop_target is 0)
+        dropped = bool(self.augment is not None and self.augment.drop_target
+                       and rng.random() < self.augment.drop_target)
         parts: list[tuple[bool, np.ndarray]] = []
-        for is_target, t, source in [(True, track, s) for s in self.target_stems] + [
+        for is_target, t, source in [(True, track, s) for s in self.target_stems if not dropped] + [
                 (False, rest_track, s) for s in self._rest_sources(rest_track)]:
             off = int(rng.integers(0, max(1, t.length - n))) if remix else base_offset
             a = self._read(t, source, off, n)
@@ -213,12 +216,8 @@ class ExampleSampler:
                 if aug.reverb and rng.random() < aug.reverb:
                     a = random_reverb(a, sr, rng)
             parts.append((is_target, a))
-        target = sum(a for is_t, a in parts if is_t)
+        target = sum((a for is_t, a in parts if is_t), np.zeros((2, n), np.float32))
         other = sum((a for is_t, a in parts if not is_t), np.zeros((2, n), np.float32))
-        dropped = bool(self.augment is not None and self.augment.drop_target
-                       and rng.random() < self.augment.drop_target)
-        if dropped:
-            target = np.zeros_like(target)
         return target.astype(np.float32), other.astype(np.float32), sr, dropped
 
     def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
