@@ -244,7 +244,7 @@ def _train(args: argparse.Namespace) -> int:
                       ema=args.ema, seed=args.seed, val_every=args.val_every, val_seconds=args.val_seconds,
                       patience=args.patience,
                       augment=AugmentConfig(remix=args.remix, eq=args.eq, reverb=args.reverb,
-                                            drop_target=args.drop_target))
+                                            speed=args.speed, drop_target=args.drop_target))
     run_dir = args.run_dir or os.path.join("runs", spec.name)
     _refuse_shipped(args.out or os.path.join(run_dir, f"{spec.name}.npz"), args.overwrite_shipped)
     valid = [v for v in (args.valid_tracks or "").split(",") if v] or None
@@ -481,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--eq", type=_probability, default=0.3, help="probability of a random EQ per source (default 0.3)")
     r.add_argument("--reverb", type=_probability, default=0.2,
                    help="probability of a random synthetic room per source (default 0.2)")
+    r.add_argument("--speed", type=_probability, default=0.0,
+                   help="probability of a random speed change (pitch and tempo together, up to 2 semitones) "
+                        "per source, or per example without remix (default 0)")
     r.add_argument("--drop-target", type=_probability, default=0.0,
                    help="probability of leaving the target out of an example's mix, so real accompaniments "
                         "teach 'no target here' (default 0; the shipped vocal-activity model uses 0.25)")

@@ -165,3 +165,60 @@ def test_eq_and_reverb_keep_length_and_change_the_sound(fn):
         assert o.shape == a.shape and o.dtype == np.float32 and np.all(np.isfinite(o))
         assert not np.allclose(o, a, atol=1e-3)
     assert not np.allclose(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.12])
+def test_read_at_speed_scales_pitch_and_time(factor):
+    """A source played ``factor`` times faster: a 1 kHz tone reads at ``factor`` kHz, sample k is the source at
+    ``offset + k * factor``, and reads near the start or past the end are padded, not cut."""
+    sr, n = 44100, 8192
+    t = np.arange(sr) / sr
+    x = np.stack([np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 500 * t)]).astype(np.float32)
+
+    def read(o, c):
+        out = np.zeros((2, c), np.float32)
+        a, b = max(o, 0), min(o + c, x.shape[1])
+        if b > a:
+            out[:, a - o:b - o] = x[:, a:b]
+        return out
+
+    for off in (0, 100, 12000):
+        y = dataset.read_at_speed(read, off, n, factor)
+        assert y.shape == (2, n) and y.dtype == np.float32
+        peak = np.argmax(np.abs(np.fft.rfft(y[0] * np.hanning(n)))) * sr / n
+        assert abs(peak - 1000 * factor) < 2 * sr / n, peak
+        k = np.arange(1000, 6000)
+        np.testing.assert_allclose(y[0, k], np.sin(2 * np.pi * 1000 * (off + k * factor) / sr), atol=0.08)
+    tail = dataset.read_at_speed(read, sr - 2000, n, factor)  # past the source's end: silence, right length
+    assert tail.shape == (2, n) and np.abs(tail[:, -1000:]).max() < 1e-3
+
+
+def test_speed_keeps_one_track_aligned_and_examples_unchanged_without_it(root, tmp_path):
+    """Without remix one speed plays the whole example, so its sources stay aligned (a stem and its exact
+    negative still cancel); with remix each source may get its own; speed 0 makes no extra random draws."""
+    import soundfile as sf
+
+    train, _ = split_tracks([root], is_wav=True)
+    base = ExampleSampler(train, ["vocals"], frames=8, augment=AugmentConfig())
+    zero = ExampleSampler(train, ["vocals"], frames=8, augment=AugmentConfig(speed=0.0, speed_semitones=3.0))
+    for a, b in zip(base.batch(seed=1, step=0, size=4), zero.batch(seed=1, step=0, size=4), strict=True):
+        np.testing.assert_array_equal(a, b)
+    song = tmp_path / "cancel" / "train" / "song"
+    song.mkdir(parents=True)
+    tone = np.repeat(0.1 * np.sin(2 * np.pi * 1000 * np.arange(44100 * 3) / 44100)[:, None], 2, 1)
+    noise = (tone + np.random.default_rng(0).standard_normal((44100 * 3, 2)) * 0.01).astype(np.float32)
+    for stem, a in (("vocals", noise), ("drums", -noise), ("bass", 0 * noise), ("other", 0 * noise),
+                    ("mixture", 0 * noise)):
+        sf.write(song / f"{stem}.wav", a, 44100, subtype="FLOAT")
+    tracks, _ = split_tracks([tmp_path / "cancel"], is_wav=True)
+    still = dict(gain_db=(0.0, 0.0), channel_swap=0.0)
+    fast = ExampleSampler(tracks, ["vocals"], frames=8, augment=AugmentConfig(remix=0.0, speed=1.0, **still))
+    pitches = []
+    for seed in range(4):
+        target, rest, sr, _ = fast._sources(np.random.default_rng(seed))
+        assert np.abs(target).max() > 0.05 and np.abs(target + rest).max() < 1e-5  # aligned: still cancels
+        pitches.append(np.argmax(np.abs(np.fft.rfft(target[0]))) * sr / target.shape[1])
+    assert all(890 < p < 1125 for p in pitches) and np.ptp(pitches) > 20, pitches  # but sped up or down
+    apart = ExampleSampler(tracks, ["vocals"], frames=8, augment=AugmentConfig(remix=1.0, speed=1.0, **still))
+    target, rest, _, _ = apart._sources(np.random.default_rng(0))
+    assert np.abs(target + rest).max() > 0.1  # drawn apart: no cancellation

@@ -1,8 +1,9 @@
 """Training examples: excerpt sampling, remixing and augmentation over the tracks :mod:`stemsplit.data.tracks`
 finds (MUSDB18 or any folder in its layout).
 
-Augmentation follows the peers (open-unmix, demucs): random gain per source, random channel swap, a random EQ
-(a boosted or cut low or high band) and a random synthetic room (reverb) per source, sources drawn from
+Augmentation follows the peers (open-unmix, demucs): random gain per source, random channel swap, a random speed
+change (pitch and tempo together, as demucs's repitch without its tempo correction), a random EQ (a boosted or
+cut low or high band) and a random synthetic room (reverb) per source, sources drawn from
 different tracks at different offsets (tracks drawn by the same per-root shares as plain examples, so a large
 synthetic root cannot crowd the real ones out of the remix), and silent excerpts skipped. Every example depends only on
 ``(seed, step, index)``, so a run is reproducible and resumable without storing a sampler state.
@@ -45,6 +46,12 @@ class AugmentConfig:
     reverb : float
         Probability of a random synthetic room per source: exponentially decaying noise (RT60 0.2-1.2 s) mixed in
         at 10-40 %. The target's label includes its reverb, as MUSDB's stems do.
+    speed : float
+        Probability of playing a source (with remix) or the whole example (without) at a random speed, up to
+        ``speed_semitones`` up or down: resampled, so pitch and tempo change together. New voices, basses and
+        instruments from the same few songs; sources of one track keep their alignment.
+    speed_semitones : float
+        Largest speed change, in semitones of pitch (2 = a speed factor between 0.89 and 1.12).
     drop_target : float
         Probability of leaving the target out of the mix altogether (its label is then "absent" everywhere):
         real accompaniments of every root become examples of "no target here", not only the few songs that
@@ -57,6 +64,8 @@ class AugmentConfig:
     keep_silent_target: float = 0.2
     eq: float = 0.0
     reverb: float = 0.0
+    speed: float = 0.0
+    speed_semitones: float = 2.0
     drop_target: float = 0.0
 
 
@@ -72,6 +81,34 @@ def random_eq(a: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
         band = a - band  # the high band
     gain = 10 ** (rng.uniform(-9.0, 9.0) / 20) - 1.0
     return (a + gain * band).astype(np.float32)
+
+
+def speed_factor(rng: np.random.Generator, semitones: float) -> float:
+    """A random speed factor, uniform in pitch within ``semitones`` up or down."""
+    return float(2.0 ** (rng.uniform(-semitones, semitones) / 12.0))
+
+
+#: samples read beyond each end of a sped-up excerpt, so the resampler's edges fall outside it
+_SPEED_PAD = 256
+
+
+def read_at_speed(read, offset: int, n: int, factor: float) -> np.ndarray:
+    """``n`` samples of a source played ``factor`` times faster from ``offset`` (pitch and tempo scaled).
+
+    ``read(offset, count)`` returns ``(channels, count)`` from the source (zeros past its ends are fine). Reads
+    about ``n * factor`` samples and resamples them to ``n`` (soxr, band-limited).
+    """
+    import soxr
+
+    m = int(np.ceil(n * factor)) + 2 * _SPEED_PAD
+    a = read(offset - _SPEED_PAD, m) if offset >= _SPEED_PAD else np.pad(
+        read(0, m - (_SPEED_PAD - offset)), ((0, 0), (_SPEED_PAD - offset, 0)))
+    y = soxr.resample(np.ascontiguousarray(a.T, dtype=np.float32), factor, 1.0).T  # rate factor -> 1
+    lead = int(round(_SPEED_PAD / factor))
+    y = y[:, lead:lead + n]
+    if y.shape[1] < n:
+        y = np.pad(y, ((0, 0), (0, n - y.shape[1])))
+    return np.ascontiguousarray(y, dtype=np.float32)
 
 
 def random_reverb(a: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -194,7 +231,11 @@ class ExampleSampler:
         track = self._draw(rng)
         sr, n = track.sr, self.excerpt_samples(track.sr)
         remix = self.augment is not None and rng.random() < self.augment.remix
-        base_offset = int(rng.integers(0, max(1, track.length - n)))
+        aug = self.augment
+        # without remix, one speed for the whole example keeps its sources aligned; with remix, one per source
+        shared = (speed_factor(rng, aug.speed_semitones)
+                  if aug is not None and aug.speed and not remix and rng.random() < aug.speed else 1.0)
+        base_offset = int(rng.integers(0, max(1, track.length - int(np.ceil(n * max(shared, 1.0))))))
         # with remix, everything but the target comes from another track (drawn with the shares)
         rest_track = self._draw(rng, sr) if remix else track
         # a dropped target is neither read nor augmented (no draw at all when drop_target is 0)
@@ -203,10 +244,16 @@ class ExampleSampler:
         parts: list[tuple[bool, np.ndarray]] = []
         for is_target, t, source in [(True, track, s) for s in self.target_stems if not dropped] + [
                 (False, rest_track, s) for s in self._rest_sources(rest_track)]:
-            off = int(rng.integers(0, max(1, t.length - n))) if remix else base_offset
-            a = self._read(t, source, off, n)
-            if self.augment is not None:
-                aug = self.augment
+            factor = shared
+            if remix and aug.speed and rng.random() < aug.speed:
+                factor = speed_factor(rng, aug.speed_semitones)
+            span = int(np.ceil(n * max(factor, 1.0)))
+            off = int(rng.integers(0, max(1, t.length - span))) if remix else base_offset
+            if factor == 1.0:
+                a = self._read(t, source, off, n)
+            else:
+                a = read_at_speed(lambda o, c, t=t, source=source: self._read(t, source, o, c), off, n, factor)
+            if aug is not None:
                 lo, hi = aug.gain_db
                 a = a * np.float32(10 ** (rng.uniform(lo, hi) / 20))
                 if rng.random() < aug.channel_swap:
