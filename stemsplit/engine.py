@@ -250,11 +250,17 @@ class StemMaker:
     gate : TargetSpec, optional
         An activity target whose frame scores (the last model's output) silence the vocals mask where no voice
         is heard; what it removes goes to the residual.
+    rule : {"priority", "score"}
+        Who gets a bin several targets claim (:func:`stemsplit.masks.combine`); ``"score"`` is the earlier rule,
+        kept for comparisons (``benchmarks/bench_rule.py``).
     """
 
     def __init__(self, specs: Sequence[TargetSpec], *, mask: str = "binary", residual: bool = True,
-                 gate: TargetSpec | None = None):
+                 gate: TargetSpec | None = None, rule: str = "priority"):
         self.mask = masks.check_mode(mask)
+        if rule not in masks.COMBINE_RULES:
+            raise OptionError(f"rule must be one of {', '.join(masks.COMBINE_RULES)}, got {rule!r}")
+        self.rule = rule
         self.specs = list(specs)
         self.residual = residual
         self.gate = gate
@@ -274,7 +280,7 @@ class StemMaker:
         and the residual's share ``(n_bins, frames)`` (a Wiener filter starts from the soft masks)."""
         return masks.combine_on_grid(scores, n_bins, thresholds=[s.threshold for s in self.specs],
                                      priorities=[s.priority for s in self.specs], mode=self.mask,
-                                     exhaustive=not self.residual and len(self.specs) > 1)
+                                     exhaustive=not self.residual and len(self.specs) > 1, rule=self.rule)
 
     def masks(self, outputs: Sequence[np.ndarray], n_bins: int) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`masks_from_scores` of the runners' outputs, with the vocals gated by the activity model."""

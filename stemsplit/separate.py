@@ -44,8 +44,8 @@ class Separator:
         Target names, e.g. ``("vocals",)`` or ``("vocals", "drums", "bass", "other")``.
     residual : bool
         Also return what no target takes (``"accompaniment"`` for vocals alone, ``"residual"`` otherwise), so the
-        stems add up to the mix. Without it, several targets share every bin among themselves (highest score
-        wins) and still add up to the mix; a single target then simply drops the rest.
+        stems add up to the mix. Without it, several targets share every bin among themselves (bins no target
+        claims go to the highest score) and still add up to the mix; a single target then simply drops the rest.
     mask : {"binary", "soft", "wiener"}
         Binary masks under the dominance rule, ratio masks from the scores, or ratio masks refined by a
         multichannel Wiener filter (:func:`stemsplit.masks.wiener`; fitted per block of ``block_frames``, slower,
@@ -63,6 +63,9 @@ class Separator:
         voice; what it removes goes to the residual.
     gate_target : str or LoadedTarget
         The activity target used for gating.
+    rule : {"priority", "score"}
+        Binary masks: a bin several targets claim goes to the one of highest ``priority`` (the default, the
+        better on real songs: docs/results.md) or of highest score (:func:`stemsplit.masks.combine`).
 
     Examples
     --------
@@ -75,7 +78,7 @@ class Separator:
                  targets_dir: Sequence[str | os.PathLike] | None = None,
                  checkpoint_dirs: Sequence[str | os.PathLike] = (), block_frames: int = 512,
                  loaded: Sequence[LoadedTarget] | None = None, gate_vocals: bool = False,
-                 gate_target: str | LoadedTarget = "vocal-activity"):
+                 gate_target: str | LoadedTarget = "vocal-activity", rule: str = "priority"):
         if isinstance(targets, str):
             targets = [targets]
         if not isinstance(block_frames, int) or block_frames < 64:
@@ -86,7 +89,7 @@ class Separator:
         gate_spec = None
         if gate_vocals:
             gate_spec = gate_target.spec if preloaded_gate else get_targets([gate_target], targets_dir)[0]
-        StemMaker(specs, mask=mask, residual=residual, gate=gate_spec)  # the options, checked before any loading
+        StemMaker(specs, mask=mask, residual=residual, gate=gate_spec, rule=rule)  # options checked before loading
         _compile_cache.enable()
         self.targets = list(loaded) if loaded is not None else [load_target(s, checkpoint_dirs) for s in specs]
         self.specs = [t.spec for t in self.targets]
@@ -95,7 +98,7 @@ class Separator:
             self.gate = gate_target if preloaded_gate else load_target(gate_spec, checkpoint_dirs)
         # the loaded specs carry the thresholds calibrated for their checkpoints
         self.maker = StemMaker(self.specs, mask=mask, residual=residual,
-                               gate=self.gate.spec if self.gate else None)
+                               gate=self.gate.spec if self.gate else None, rule=rule)
         self.block_frames = block_frames
         self.frontend = spectral.FRONTEND
         self.runner = ModelRunner([t.model for t in self.targets] + ([self.gate.model] if self.gate else []))

@@ -8,7 +8,7 @@ A target file looks like::
     task = "mask"               # "mask" (513-bin mask) or "activity" (one probability per frame)
     checkpoint = "vocals.npz"   # file name, looked up beside the checkpoints folder
     threshold = 0.5             # optional: score a bin needs to belong to this target (default: calibrated)
-    priority = 40               # higher wins exact ties under the dominance rule
+    priority = 40               # a bin two targets claim goes to the higher priority
     activity_db = -15.0         # activity targets: a frame is voiced when the stems' energy is within this of the mix
     [model]
     preset = "article"          # "article" (16 filters, 64 units), "small" or "tiny"; fields may be overridden
@@ -107,7 +107,7 @@ class TargetSpec:
         Score a bin (or frame) needs to belong to the target. None (no ``threshold`` in the TOML): the value
         calibrated for the checkpoint (``stemsplit calibrate``; training calibrates at the end), else 0.5.
     priority : int
-        Higher wins exact ties.
+        A bin several targets claim goes to the highest priority (:func:`stemsplit.masks.combine`).
     description : str
         One line for listings.
     activity_db : float

@@ -41,23 +41,47 @@ def test_ideal_ratio_mask_sums_to_one():
 def test_dominance_rule_partitions_bins():
     rng = np.random.default_rng(2)
     scores = rng.uniform(size=(4, 10, 12)).astype(np.float32)
-    m, r = masks.combine(scores, thresholds=[0.5] * 4)
+    thresholds = [0.5, 0.6, 0.4, 0.5]
+    owned = (scores >= np.array(thresholds)[:, None, None]).any(0)
+    # score rule: the best-scoring claimant
+    m, r = masks.combine(scores, thresholds=thresholds, rule="score")
     np.testing.assert_array_equal(m.sum(0) + r, 1.0)
-    best = scores.argmax(0)
-    owned = scores.max(0) >= 0.5
+    best = np.argmax(np.where(scores >= np.array(thresholds)[:, None, None], scores, -1), 0)
     for k in range(4):
         np.testing.assert_array_equal(m[k], ((best == k) & owned).astype(np.float32))
-    # exhaustive: nothing left for the residual, whatever the thresholds
-    m, r = masks.combine(scores, thresholds=[0.99] * 4, exhaustive=True)
+    # priority rule (the default): the highest-priority claimant, whatever the others score
+    prio = [10, 40, 20, 30]
+    m, r = masks.combine(scores, thresholds=thresholds, priorities=prio)
+    np.testing.assert_array_equal(m.sum(0) + r, 1.0)
+    np.testing.assert_array_equal(r, (~owned).astype(np.float32))
+    taken = np.zeros(owned.shape, bool)
+    for k in np.argsort(prio)[::-1]:
+        mine = (scores[k] >= thresholds[k]) & ~taken
+        np.testing.assert_array_equal(m[k], mine.astype(np.float32))
+        taken |= mine
+    # exhaustive: nothing left for the residual, whatever the thresholds; unclaimed bins go to the best score
+    for rule in masks.COMBINE_RULES:
+        m, r = masks.combine(scores, thresholds=[0.99] * 4, exhaustive=True, rule=rule)
+        assert r.sum() == 0 and np.all(m.sum(0) == 1)
+        np.testing.assert_array_equal(np.argmax(m, 0), scores.argmax(0))
+    m, r = masks.combine(scores, thresholds=thresholds, priorities=prio, exhaustive=True)
+    claimed = masks.combine(scores, thresholds=thresholds, priorities=prio)[0]
+    np.testing.assert_array_equal(m[:, owned], claimed[:, owned])
     assert r.sum() == 0 and np.all(m.sum(0) == 1)
+    with pytest.raises(OptionError, match="rule"):
+        masks.combine(scores, thresholds=thresholds, rule="loudest")
     m, r = masks.combine(scores, thresholds=[0.99] * 4, mode="soft", exhaustive=True)
     np.testing.assert_allclose(m.sum(0), 1.0, rtol=1e-6)
 
 
 def test_dominance_rule_ties_follow_priority():
     scores = np.full((3, 2, 2), 0.7, np.float32)
-    m, _ = masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3])
-    assert m[1].all() and not m[0].any() and not m[2].any()
+    for rule in masks.COMBINE_RULES:
+        m, _ = masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3], rule=rule)
+        assert m[1].all() and not m[0].any() and not m[2].any()
+    scores[0] = 0.9  # a lower-priority target scores higher: the score rule gives it the bins, priority does not
+    assert masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3], rule="score")[0][0].all()
+    assert masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3])[0][1].all()
 
 
 def test_single_target_threshold():

@@ -48,6 +48,26 @@ def test_stems_are_the_masked_mix_at_any_rate_and_channel_count(four, sr, channe
     assert all(np.sqrt(np.mean(out[n] ** 2)) > 1e-4 for n in FOUR[:2])  # really split: not all in one stem
 
 
+def test_contested_bins_follow_the_rule(four, tiny_targets):
+    """The default gives a bin several targets claim to the highest priority; rule="score" to the highest
+    score: same claims, different owners, and both add up to the mix."""
+    x = tone_mix(22050, 1.3, 2)
+    by_score = Separator(FOUR, targets_dir=[tiny_targets], rule="score")
+    g = spectral.FRONTEND.grid(22050)
+    scores = four.signal_scores(spectral.features(spectral.signal_stft(x, g), g))
+    mp, rp = four.stem_masks(scores, g.n_bins)
+    ms, rs = by_score.stem_masks(scores, g.n_bins)
+    np.testing.assert_array_equal(rp, rs)  # the same bins are claimed
+    assert not np.array_equal(mp, ms)
+    claims = scores >= np.array([s.threshold for s in four.specs])[:, None, None]
+    ranked = np.argsort([-s.priority for s in four.specs])
+    first = ranked[np.argmax(claims[ranked], 0)]  # the highest-priority claimant of each bin
+    np.testing.assert_array_equal(np.argmax(mp, 0)[rp == 0], first[rp == 0])
+    a, b = four.separate(x, 22050), by_score.separate(x, 22050)
+    for out in (a, b):
+        np.testing.assert_allclose(sum(out.values()), x, atol=1e-5)
+
+
 def test_mono_in_mono_out(four):
     x = tone_mix(22050, 1.0, 1)[0]
     out = four.separate(x, 22050)
@@ -136,6 +156,8 @@ def test_bad_options(tiny_targets):
         Separator(["vocals", "vocals"], targets_dir=[tiny_targets])
     with pytest.raises(OptionError):
         Separator(["vocals"], block_frames=3, targets_dir=[tiny_targets])
+    with pytest.raises(OptionError, match="rule"):
+        Separator(["vocals"], rule="loudest", targets_dir=[tiny_targets])
 
 
 def test_missing_checkpoint_says_how_to_train(tmp_path):
