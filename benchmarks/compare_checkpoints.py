@@ -4,8 +4,8 @@ checkpoints swapped, binary and soft masks, on held-out real songs (whole).
     python benchmarks/compare_checkpoints.py --songs REAL_STEMS "MusicDelta - Beatles,MusicDelta - Grunge" \
         --songs CORPUS/eir 7.Francium new=drums:runs/drums/final.npz [NAME=TARGET:PATH,TARGET:PATH ...]
 
-`--rules priority,score` adds a binary row per rule that settles bins several targets claim (the default
-``priority``; ``score``, the earlier rule: highest score wins).
+`--rules lead,priority,score` gives a binary row per rule that settles bins several targets claim (the default
+``lead``; ``score``, the earlier rule: highest score wins; ``priority``: highest priority wins).
 
 Quick SDR is the plain whole-signal SDR (``stemsplit.evaluate.quick_sdr``), not BSSEval: a fast A/B, with the
 BSSEval figures of the chosen set in docs/results.md. Stems silent in a song are left out of its mean.
@@ -53,8 +53,8 @@ def main() -> None:
     ap.add_argument("--songs", nargs=2, action="append", required=True, metavar=("ROOT", "NAMES"),
                     help="a MUSDB-layout folder and the comma-separated held-out songs in it (repeatable)")
     ap.add_argument("--subset", default="train", help="subset of the folders the songs are in (default train)")
-    ap.add_argument("--rules", default="priority",
-                    help="comma-separated rules for contested bins in binary masks (priority, score)")
+    ap.add_argument("--rules", default="lead",
+                    help="comma-separated rules for contested bins in binary masks (lead, priority, score)")
     args = ap.parse_args()
     sets = {"shipped": {}}
     for s in args.sets:
@@ -64,7 +64,7 @@ def main() -> None:
     for name, swaps in sets.items():
         targets = loaded_set(swaps)
         print(f"{name}: thresholds {[round(t.spec.threshold, 2) for t in targets]}", flush=True)
-        rows = [("binary", r) for r in args.rules.split(",")] + [("soft", "priority")]
+        rows = [("binary", r) for r in args.rules.split(",")] + [("soft", "lead")]
         for mode, rule in rows:
             sep = Separator(loaded=targets, mask=mode, rule=rule)
             line = []

@@ -250,13 +250,13 @@ class StemMaker:
     gate : TargetSpec, optional
         An activity target whose frame scores (the last model's output) silence the vocals mask where no voice
         is heard; what it removes goes to the residual.
-    rule : {"priority", "score"}
-        Who gets a bin several targets claim (:func:`stemsplit.masks.combine`); ``"score"`` is the earlier rule,
-        kept for comparisons (``benchmarks/bench_rule.py``).
+    rule : {"lead", "priority", "score"}
+        Who gets a bin several targets claim (:func:`stemsplit.masks.combine`); the other rules are kept for
+        comparisons (``benchmarks/compare_checkpoints.py --rules``).
     """
 
     def __init__(self, specs: Sequence[TargetSpec], *, mask: str = "binary", residual: bool = True,
-                 gate: TargetSpec | None = None, rule: str = "priority"):
+                 gate: TargetSpec | None = None, rule: str = "lead"):
         self.mask = masks.check_mode(mask)
         if rule not in masks.COMBINE_RULES:
             raise OptionError(f"rule must be one of {', '.join(masks.COMBINE_RULES)}, got {rule!r}")

@@ -6,9 +6,9 @@ All functions are pure numpy on arrays shaped ``(..., bins, frames)``.
 bin when its magnitude is larger than the magnitude of everything else in the mix summed (``|S_t| > |M - S_t|``,
 the ideal binary mask; ties go to "not the target"). At inference each target's CNN scores every bin in [0, 1]
 ("how likely this target dominates"); a score reaching the target's threshold is its claim on the bin.
-:func:`combine` gives each bin to its claimant of highest priority (two targets cannot both dominate a bin, so a
-second claim is a model error; trusting the priority beat trusting the higher score on held-out real songs), and
-to the residual when no target claims it.
+:func:`combine` gives a bin the highest-priority target (vocals) claims to it, any other claimed bin to its
+claimant of highest score, and an unclaimed bin to the residual (two targets cannot both dominate a bin, so a
+second claim is a model error; trusting the lead target beat trusting the higher score on held-out real songs).
 The masks therefore partition the spectrogram and the stems (plus the residual) add up to the mix.
 """
 
@@ -28,7 +28,7 @@ __all__ = ["MASK_MODES", "COMBINE_RULES", "check_mode", "ideal_binary_mask", "ma
 MASK_MODES = ("binary", "soft", "wiener")
 
 #: how binary masks settle a bin that several targets claim (:func:`combine`)
-COMBINE_RULES = ("priority", "score")
+COMBINE_RULES = ("lead", "priority", "score")
 
 
 def check_mode(mode: str) -> str:
@@ -96,14 +96,15 @@ def ideal_ratio_mask(sources: np.ndarray, *, power: float = 2.0, eps: float = 1e
 
 
 def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequence[int] | None = None,
-            mode: str = "binary", exhaustive: bool = False, rule: str = "priority") -> tuple[np.ndarray, np.ndarray]:
+            mode: str = "binary", exhaustive: bool = False, rule: str = "lead") -> tuple[np.ndarray, np.ndarray]:
     """Turn per-target scores into masks under the dominance rule.
 
     A score at or above a target's threshold is that target's claim to dominate the bin (be louder there than
     everything else in the mix together). Two targets cannot both dominate a bin, so a bin claimed twice is a
-    model error, and the rule decides whom to trust: by default the target of higher ``priority`` (measured on
-    held-out real songs: the four-stem vocals keep what the vocals model alone finds, instead of losing bins to a
-    more confident but less accurate ``other``).
+    model error, and the rule decides whom to trust. By default (``"lead"``) the target of highest priority
+    (vocals) keeps every bin it claims and the others share the rest by score, so the vocals stem is the same
+    whichever targets run beside it (measured on held-out real songs, docs/results.md: the vocals no longer lose
+    bins to a more confident but less accurate ``other``, and the other stems keep the score rule's balance).
 
     Parameters
     ----------
@@ -112,17 +113,18 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
     thresholds : sequence of float
         Per target: the score a bin needs for the target to own it (binary mode).
     priorities : sequence of int, optional
-        Per target: higher wins a bin several targets claim (``rule="priority"``) or exact ties of score
-        (``rule="score"``). Defaults to the order given.
+        Per target: the highest is the lead target; higher also wins exact ties of score (see ``rule``).
+        Defaults to the order given.
     mode : {"binary", "soft", "wiener"}
         ``"binary"``: each bin goes wholly to one target or to the residual. ``"soft"`` (and ``"wiener"``, whose
         filter starts from them): the scores are kept as ratio masks, scaled down where they sum past 1.
     exhaustive : bool
         Share every bin among the targets (no residual): binary bins no target claims go to the best score,
         soft masks are normalised to sum to 1.
-    rule : {"priority", "score"}
-        Binary mode: a bin goes to the highest-priority target that claims it (``"priority"``, the default), or
-        to the claimant with the highest score, exact ties to the higher priority (``"score"``).
+    rule : {"lead", "priority", "score"}
+        Binary mode, who gets a bin several targets claim: ``"score"``, the claimant with the highest score
+        (exact ties to the higher priority); ``"priority"``, the claimant of highest priority; ``"lead"`` (the
+        default), the highest-priority target if it claims the bin, else the score rule.
 
     Returns
     -------
@@ -146,15 +148,15 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
     order = np.argsort(-prio, kind="stable")  # argmax takes the first maximum: put high priority first
     ranked = scores[order]
     claims = ranked >= np.asarray(thresholds, dtype=np.float32)[order][:, None, None]
+    owned = claims.any(axis=0)
     if rule == "priority":
         winner = np.argmax(claims, axis=0)  # the first (highest-priority) claimant
-        owned = claims.any(axis=0)
-        if exhaustive:  # the unclaimed bins go to the best score
-            winner = np.where(owned, winner, np.argmax(ranked, axis=0))
     else:
-        winner = np.argmax(np.where(claims | exhaustive, ranked, -1.0), axis=0)
-        owned = claims.any(axis=0)
-    if exhaustive:
+        winner = np.argmax(np.where(claims, ranked, -1.0), axis=0)
+        if rule == "lead":  # the highest-priority target keeps what it claims
+            winner = np.where(claims[0], 0, winner)
+    if exhaustive:  # the unclaimed bins go to the best score
+        winner = np.where(owned, winner, np.argmax(ranked, axis=0))
         owned = np.ones_like(owned)
     masks_ranked = (np.arange(k)[:, None, None] == winner[None]) & owned[None]
     masks = np.empty_like(scores)

@@ -63,9 +63,10 @@ class Separator:
         voice; what it removes goes to the residual.
     gate_target : str or LoadedTarget
         The activity target used for gating.
-    rule : {"priority", "score"}
-        Binary masks: a bin several targets claim goes to the one of highest ``priority`` (the default, the
-        better on real songs: docs/results.md) or of highest score (:func:`stemsplit.masks.combine`).
+    rule : {"lead", "priority", "score"}
+        Binary masks, who gets a bin several targets claim (:func:`stemsplit.masks.combine`): by default the
+        highest-priority target (vocals) keeps what it claims and the others share the rest by score, so the
+        vocals stem does not depend on the other targets requested (the better on real songs: docs/results.md).
 
     Examples
     --------
@@ -78,7 +79,7 @@ class Separator:
                  targets_dir: Sequence[str | os.PathLike] | None = None,
                  checkpoint_dirs: Sequence[str | os.PathLike] = (), block_frames: int = 512,
                  loaded: Sequence[LoadedTarget] | None = None, gate_vocals: bool = False,
-                 gate_target: str | LoadedTarget = "vocal-activity", rule: str = "priority"):
+                 gate_target: str | LoadedTarget = "vocal-activity", rule: str = "lead"):
         if isinstance(targets, str):
             targets = [targets]
         if not isinstance(block_frames, int) or block_frames < 64:

@@ -49,9 +49,9 @@ def test_dominance_rule_partitions_bins():
     best = np.argmax(np.where(scores >= np.array(thresholds)[:, None, None], scores, -1), 0)
     for k in range(4):
         np.testing.assert_array_equal(m[k], ((best == k) & owned).astype(np.float32))
-    # priority rule (the default): the highest-priority claimant, whatever the others score
+    # priority rule: the highest-priority claimant, whatever the others score
     prio = [10, 40, 20, 30]
-    m, r = masks.combine(scores, thresholds=thresholds, priorities=prio)
+    m, r = masks.combine(scores, thresholds=thresholds, priorities=prio, rule="priority")
     np.testing.assert_array_equal(m.sum(0) + r, 1.0)
     np.testing.assert_array_equal(r, (~owned).astype(np.float32))
     taken = np.zeros(owned.shape, bool)
@@ -59,15 +59,23 @@ def test_dominance_rule_partitions_bins():
         mine = (scores[k] >= thresholds[k]) & ~taken
         np.testing.assert_array_equal(m[k], mine.astype(np.float32))
         taken |= mine
+    # lead rule (the default): the highest-priority target (1) keeps its claims, the rest goes by score
+    m, r = masks.combine(scores, thresholds=thresholds, priorities=prio)
+    np.testing.assert_array_equal(r, (~owned).astype(np.float32))
+    lead = scores[1] >= thresholds[1]
+    np.testing.assert_array_equal(m[1], lead.astype(np.float32))
+    by_score = masks.combine(scores, thresholds=thresholds, priorities=prio, rule="score")[0]
+    np.testing.assert_array_equal(m[:, ~lead], by_score[:, ~lead])
     # exhaustive: nothing left for the residual, whatever the thresholds; unclaimed bins go to the best score
     for rule in masks.COMBINE_RULES:
         m, r = masks.combine(scores, thresholds=[0.99] * 4, exhaustive=True, rule=rule)
         assert r.sum() == 0 and np.all(m.sum(0) == 1)
         np.testing.assert_array_equal(np.argmax(m, 0), scores.argmax(0))
-    m, r = masks.combine(scores, thresholds=thresholds, priorities=prio, exhaustive=True)
-    claimed = masks.combine(scores, thresholds=thresholds, priorities=prio)[0]
-    np.testing.assert_array_equal(m[:, owned], claimed[:, owned])
-    assert r.sum() == 0 and np.all(m.sum(0) == 1)
+    for rule in masks.COMBINE_RULES:  # claimed bins as without exhaustive
+        m, r = masks.combine(scores, thresholds=thresholds, priorities=prio, exhaustive=True, rule=rule)
+        claimed = masks.combine(scores, thresholds=thresholds, priorities=prio, rule=rule)[0]
+        np.testing.assert_array_equal(m[:, owned], claimed[:, owned])
+        assert r.sum() == 0 and np.all(m.sum(0) == 1)
     with pytest.raises(OptionError, match="rule"):
         masks.combine(scores, thresholds=thresholds, rule="loudest")
     m, r = masks.combine(scores, thresholds=[0.99] * 4, mode="soft", exhaustive=True)
@@ -79,9 +87,13 @@ def test_dominance_rule_ties_follow_priority():
     for rule in masks.COMBINE_RULES:
         m, _ = masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3], rule=rule)
         assert m[1].all() and not m[0].any() and not m[2].any()
-    scores[0] = 0.9  # a lower-priority target scores higher: the score rule gives it the bins, priority does not
+    scores[0] = 0.9  # a lower-priority target scores higher: the score rule gives it the bins, the others do not
     assert masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3], rule="score")[0][0].all()
-    assert masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3])[0][1].all()
+    for rule in ("lead", "priority"):
+        assert masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3], rule=rule)[0][1].all()
+    scores[1] = 0.2  # the lead does not claim: the score rule decides between the others, priority does not
+    assert masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3])[0][0].all()
+    assert masks.combine(scores, thresholds=[0.5] * 3, priorities=[1, 5, 3], rule="priority")[0][2].all()
 
 
 def test_single_target_threshold():

@@ -49,13 +49,15 @@ def test_stems_are_the_masked_mix_at_any_rate_and_channel_count(four, sr, channe
 
 
 def test_contested_bins_follow_the_rule(four, tiny_targets):
-    """The default gives a bin several targets claim to the highest priority; rule="score" to the highest
-    score: same claims, different owners, and both add up to the mix."""
+    """rule="priority" gives a bin several targets claim to the highest priority, rule="score" to the highest
+    score: same claims, different owners, and both add up to the mix. The default ("lead") gives the vocals
+    whatever they claim, so the vocals stem is the same with or without the other targets."""
     x = tone_mix(22050, 1.3, 2)
     by_score = Separator(FOUR, targets_dir=[tiny_targets], rule="score")
+    by_priority = Separator(FOUR, targets_dir=[tiny_targets], rule="priority")
     g = spectral.FRONTEND.grid(22050)
     scores = four.signal_scores(spectral.features(spectral.signal_stft(x, g), g))
-    mp, rp = four.stem_masks(scores, g.n_bins)
+    mp, rp = by_priority.stem_masks(scores, g.n_bins)
     ms, rs = by_score.stem_masks(scores, g.n_bins)
     np.testing.assert_array_equal(rp, rs)  # the same bins are claimed
     assert not np.array_equal(mp, ms)
@@ -63,9 +65,12 @@ def test_contested_bins_follow_the_rule(four, tiny_targets):
     ranked = np.argsort([-s.priority for s in four.specs])
     first = ranked[np.argmax(claims[ranked], 0)]  # the highest-priority claimant of each bin
     np.testing.assert_array_equal(np.argmax(mp, 0)[rp == 0], first[rp == 0])
-    a, b = four.separate(x, 22050), by_score.separate(x, 22050)
-    for out in (a, b):
+    outs = [s.separate(x, 22050) for s in (four, by_score, by_priority)]
+    for out in outs:
         np.testing.assert_allclose(sum(out.values()), x, atol=1e-5)
+    alone = Separator(["vocals"], targets_dir=[tiny_targets]).separate(x, 22050)["vocals"]
+    np.testing.assert_array_equal(outs[0]["vocals"], alone)
+    assert not np.allclose(outs[1]["vocals"], alone)
 
 
 def test_mono_in_mono_out(four):
