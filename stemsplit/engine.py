@@ -258,9 +258,7 @@ class StemMaker:
     def __init__(self, specs: Sequence[TargetSpec], *, mask: str = "binary", residual: bool = True,
                  gate: TargetSpec | None = None, rule: str = "lead"):
         self.mask = masks.check_mode(mask)
-        if rule not in masks.COMBINE_RULES:
-            raise OptionError(f"rule must be one of {', '.join(masks.COMBINE_RULES)}, got {rule!r}")
-        self.rule = rule
+        self.rule = masks.check_rule(rule)
         self.specs = list(specs)
         self.residual = residual
         self.gate = gate

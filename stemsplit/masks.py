@@ -20,8 +20,8 @@ import numpy as np
 
 from .errors import OptionError
 
-__all__ = ["MASK_MODES", "COMBINE_RULES", "check_mode", "ideal_binary_mask", "magnitude_ratio_mask", "ideal_ratio_mask", "combine",
-           "extend_band", "combine_on_grid", "wiener"]
+__all__ = ["MASK_MODES", "COMBINE_RULES", "check_mode", "check_rule", "ideal_binary_mask", "magnitude_ratio_mask",
+           "ideal_ratio_mask", "combine", "extend_band", "combine_on_grid", "wiener"]
 
 #: how scores become stems: binary masks under the dominance rule (the default), the scores as ratio masks, or
 #: ratio masks refined by a multichannel Wiener filter (:func:`wiener`)
@@ -37,6 +37,13 @@ def check_mode(mode: str) -> str:
     if mode not in MASK_MODES:
         raise OptionError(f"Unknown mask mode {mode!r}; choose one of {', '.join(MASK_MODES)}.")
     return mode
+
+
+def check_rule(rule: str) -> str:
+    """``rule`` if it is one of :data:`COMBINE_RULES`; else an :class:`~stemsplit.OptionError` listing them."""
+    if rule not in COMBINE_RULES:
+        raise OptionError(f"Unknown rule {rule!r} for contested bins; choose one of {', '.join(COMBINE_RULES)}.")
+    return rule
 
 
 def ideal_binary_mask(target: np.ndarray, mix: np.ndarray, *, channel_axis: int | None = None) -> np.ndarray:
@@ -142,8 +149,7 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
         total = scores.sum(axis=0)
         masks = scores / (np.maximum(total, 1e-12) if exhaustive else np.maximum(total, 1.0))
         return masks, np.clip(1.0 - masks.sum(axis=0), 0.0, 1.0)
-    if rule not in COMBINE_RULES:
-        raise OptionError(f"rule must be one of {', '.join(COMBINE_RULES)}, got {rule!r}")
+    check_rule(rule)
     prio = np.arange(k)[::-1] if priorities is None else np.asarray(priorities)
     order = np.argsort(-prio, kind="stable")  # argmax takes the first maximum: put high priority first
     ranked = scores[order]
