@@ -145,11 +145,11 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
     if len(thresholds) != k:
         raise ValueError("one threshold per target")
     check_mode(mode)
+    check_rule(rule)
     if mode != "binary":  # soft (a Wiener filter starts from the soft masks)
         total = scores.sum(axis=0)
         masks = scores / (np.maximum(total, 1e-12) if exhaustive else np.maximum(total, 1.0))
         return masks, np.clip(1.0 - masks.sum(axis=0), 0.0, 1.0)
-    check_rule(rule)
     prio = np.arange(k)[::-1] if priorities is None else np.asarray(priorities)
     order = np.argsort(-prio, kind="stable")  # argmax takes the first maximum: put high priority first
     ranked = scores[order]
