@@ -64,8 +64,8 @@ def main() -> None:
     for name, swaps in sets.items():
         targets = loaded_set(swaps)
         print(f"{name}: thresholds {[round(t.spec.threshold, 2) for t in targets]}", flush=True)
-        rows = [("binary", r) for r in args.rules.split(",")] + [("soft", "lead")]
-        for mode, rule in rows:
+        variants = [("binary", r) for r in args.rules.split(",")] + [("soft", "lead")]
+        for mode, rule in variants:
             sep = Separator(loaded=targets, mask=mode, rule=rule)
             line = []
             for part, tracks in songs.items():

@@ -230,8 +230,8 @@ class ExampleSampler:
         """(target, rest) excerpts, each (2, n), their rate, and whether the target was dropped."""
         track = self._draw(rng)
         sr, n = track.sr, self.excerpt_samples(track.sr)
-        remix = self.augment is not None and rng.random() < self.augment.remix
         aug = self.augment
+        remix = aug is not None and rng.random() < aug.remix
         # without remix, one speed for the whole example keeps its sources aligned; with remix, one per source
         shared = (speed_factor(rng, aug.speed_semitones)
                   if aug is not None and aug.speed and not remix and rng.random() < aug.speed else 1.0)
@@ -239,8 +239,7 @@ class ExampleSampler:
         # with remix, everything but the target comes from another track (drawn with the shares)
         rest_track = self._draw(rng, sr) if remix else track
         # a dropped target is neither read nor augmented (no draw at all when drop_target is 0)
-        dropped = bool(self.augment is not None and self.augment.drop_target
-                       and rng.random() < self.augment.drop_target)
+        dropped = bool(aug is not None and aug.drop_target and rng.random() < aug.drop_target)
         parts: list[tuple[bool, np.ndarray]] = []
         for is_target, t, source in [(True, track, s) for s in self.target_stems if not dropped] + [
                 (False, rest_track, s) for s in self._rest_sources(rest_track)]:
