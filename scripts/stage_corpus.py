@@ -1,7 +1,8 @@
 """Stage a local training corpus of real multitracks in the MUSDB wav layout, outside the repository.
 
     python scripts/stage_corpus.py --out /work/corpus [--mir1k-repo DIR] [--eir-repo DIR] [--shared DIR]
-                                   [--only eir,instrumental,mir1k] [--jobs 2] [--status-file FILE]
+                                   [--mdb-repo DIR] [--only eir,instrumental,mir1k,mdb] [--jobs 2]
+                                   [--status-file FILE]
     python scripts/stage_corpus.py --describe-eir        # the descriptors behind scripts/eir_stems.toml
     python scripts/stage_corpus.py --out /work/corpus --verify-only
 
@@ -25,6 +26,12 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   mono, resampled to 44.1 kHz (soxr_hq); mixture = vocals + accompaniment.
 * MedleyDB (nine "MusicDelta" songs) is already in the MUSDB layout at ``SHARED/real-stems/train/<song>/``: it
   is not copied; pass that root to training directly.
+* ``mdb``: the other MedleyDB "MusicDelta" multitracks of the MDB Drums release (Southall et al., CC BY-NC-SA 4.0,
+  research use; github.com/CarlSouthall/MDBDrums, ``MDB Drums/audio/multi-tracks/<song>/``): the songs whose raw
+  mono tracks the mirror holds, less the ones ``SHARED/real-stems`` already has (the same recordings). Each raw
+  track goes to a stem by the instrument label in the song's ``_METADATA.yaml`` (singers -> vocals, drum set and
+  percussion -> drums, basses -> bass, everything else -> other), as ``real-stems`` was built. Layout:
+  ``OUT/mdb/train/MusicDelta - <song>/{vocals,drums,bass,other,mixture}.wav``, mono 44.1 kHz.
 
 Every written mixture is the exact sum of the stems written beside it (stems are quantized first, the mixture
 is the integer sum); when the float sum (or a stem) would peak above 0.99, one gain scales all files of the
@@ -62,12 +69,14 @@ except ModuleNotFoundError:  # Python 3.10
 SR = 44100
 PEAK = 0.99
 TARGETS = ("vocals", "drums", "bass", "other")
-ROOTS = ("eir", "instrumental", "mir1k")
+ROOTS = ("eir", "instrumental", "mir1k", "mdb")
 MAPPING = Path(__file__).with_name("eir_stems.toml")
 VALID_TRACKS = ("7.Francium", "MusicDelta - Beatles", "MusicDelta - Grunge")
 DEFAULT_MIR1K = "/work/.mirror/andabi+music-source-separation/repo"
 DEFAULT_EIR = "/work/.mirror/ichbinsoftware+everythingisremixed/repo"
+DEFAULT_MDB = "/work/.mirror/CarlSouthall+MDBDrums/repo"
 DEFAULT_SHARED = "/work/shared/data"
+MDB_DIR = "MDB Drums/audio/multi-tracks"
 MIR1K_DIR = "dataset/mir-1k/Wavfile"
 EIR_SUFFIX = "_mobile.m4a"
 
@@ -319,6 +328,92 @@ def stage_mir1k(repo: Path, out: Path, jobs: int) -> None:
                  "licence": "research use only", "clips": len(clips)})
 
 
+# ---------------------------------------------------------------- MedleyDB (MDB Drums release)
+
+def mdb_stem(instrument: str) -> str:
+    """The stem a MedleyDB instrument label goes to (the rule ``SHARED/real-stems`` was built with)."""
+    label = instrument.strip().lower()
+    if "singer" in label or label in {"vocalists", "choir", "rapper", "beatboxing"}:
+        return "vocals"
+    if label in {"drum set", "drum machine", "percussion", "kick drum", "snare drum", "toms", "cymbal", "auxiliary "
+                 "percussion", "bongo", "conga", "tambourine", "shaker", "timpani", "claps", "hi-hat"}:
+        return "drums"
+    if "bass" in label and "clarinet" not in label and "bassoon" not in label:
+        return "bass"
+    return "other"
+
+
+def _blob_present(repo: Path, path: str) -> bool:
+    if not _is_git(repo):
+        return (repo / path).is_file()
+    r = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"HEAD:{path}"], capture_output=True)
+    return r.returncode == 0
+
+
+def mdb_songs(repo: Path) -> dict[str, dict[str, list[str]]]:
+    """``{song: {target: [raw track paths]}}`` from each song's metadata (every listed raw track, present or not)."""
+    import yaml
+
+    songs: dict[str, dict[str, list[str]]] = {}
+    for path in list_files(repo, MDB_DIR):
+        if not path.endswith("_METADATA.yaml"):
+            continue
+        folder = path.rsplit("/", 1)[0]
+        meta = yaml.safe_load(read_bytes(repo, path))
+        song = folder.rsplit("/", 1)[-1].split("_", 1)[-1]  # MusicDelta_80sRock -> 80sRock, as in real-stems
+        raw_dir = f"{folder}/{meta['raw_dir']}"
+        tracks: dict[str, list[str]] = {}
+        for stem in (meta.get("stems") or {}).values():
+            for raw in (stem.get("raw") or {}).values():
+                tracks.setdefault(mdb_stem(raw["instrument"]), []).append(f"{raw_dir}/{raw['filename']}")
+        if tracks:
+            songs[song] = tracks
+    if not songs:
+        raise SystemExit(f"No MedleyDB metadata (*_METADATA.yaml) under {repo}/{MDB_DIR}")
+    return dict(sorted(songs.items()))
+
+
+def stage_mdb(repo: Path, shared: Path, out: Path) -> None:
+    songs = mdb_songs(repo)
+    have = {p.name for p in (shared / "real-stems" / "train").glob("*") if p.is_dir()}
+    files = (*TARGETS, "mixture")
+    report = {"source": "MedleyDB via github.com/CarlSouthall/MDBDrums", "commit": source_commit(repo),
+              "licence": "CC BY-NC-SA 4.0 (research use)", "songs": {}, "skipped": {}}
+    for song, tracks in tqdm(songs.items(), desc="mdb", unit="song"):
+        name = f"MusicDelta - {song}"
+        if name in have:
+            report["skipped"][name] = "already in real-stems"
+            continue
+        absent = [p for paths in tracks.values() for p in paths if not _blob_present(repo, p)]
+        if absent:
+            report["skipped"][name] = f"{len(absent)} raw tracks absent from the mirror"
+            continue
+        folder = out / "mdb" / "train" / name
+        report["songs"][name] = {t: [p.rsplit("/", 1)[-1] for p in v] for t, v in tracks.items()}
+        if complete(folder, files):
+            continue
+        sums: dict[str, np.ndarray] = {}
+        for target, paths in tracks.items():
+            for path in paths:
+                x, sr = sf.read(io.BytesIO(read_bytes(repo, path)), dtype="float32", always_2d=True)
+                if sr != SR:
+                    raise SystemExit(f"{path}: {sr} Hz, expected {SR}")
+                x = x.T.mean(axis=0, keepdims=True)
+                acc = sums.get(target)
+                if acc is not None and acc.shape[1] != x.shape[1]:
+                    n = max(acc.shape[1], x.shape[1])
+                    acc, x = (np.pad(a, ((0, 0), (0, n - a.shape[1]))) for a in (acc, x))
+                sums[target] = x if acc is None else acc + x
+        n = max(v.shape[1] for v in sums.values())
+        full = {t: np.pad(sums[t], ((0, 0), (0, n - sums[t].shape[1]))) if t in sums else np.zeros((1, n), np.float32)
+                for t in TARGETS}
+        gain = write_track(folder, full)
+        tqdm.write(f"mdb: {name}: {sum(map(len, tracks.values()))} raw tracks, {n / SR:.1f} s, gain {gain:.3f}")
+    for name, why in report["skipped"].items():
+        print(f"mdb: {name} skipped: {why}")
+    _write_json(out / "mdb" / "manifest.json", report)
+
+
 # ---------------------------------------------------------------- descriptors and checks
 
 def _write_json(path: Path, obj) -> None:
@@ -373,7 +468,7 @@ def describe_eir(repo: Path, jobs: int) -> None:
 def verify(out: Path, shared: Path, roots: list[str]) -> None:
     """Per root: tracks, total duration, mixture == sum of stems on a few tracks; the album's energy shares."""
     print("\nverification")
-    checks = {"eir": None, "instrumental": None, "mir1k": 5}
+    checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None}
     for root in roots:
         folders = sorted(p for p in (out / root / "train").glob("*") if p.is_dir())
         frames = [sf.info(str(p / "mixture.wav")).frames for p in folders if (p / "mixture.wav").exists()]
@@ -407,6 +502,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("/work/corpus"), help="corpus folder (outside the repository)")
     ap.add_argument("--mir1k-repo", type=Path, default=Path(DEFAULT_MIR1K))
     ap.add_argument("--eir-repo", type=Path, default=Path(DEFAULT_EIR))
+    ap.add_argument("--mdb-repo", type=Path, default=Path(DEFAULT_MDB), help="MDB Drums mirror (MedleyDB songs)")
     ap.add_argument("--shared", type=Path, default=Path(DEFAULT_SHARED), help="shared data folder")
     ap.add_argument("--only", default=",".join(ROOTS), help=f"comma-separated subset of {','.join(ROOTS)}")
     ap.add_argument("--jobs", type=int, default=2, help="parallel decoding processes (default 2)")
@@ -436,6 +532,8 @@ def main(argv: list[str] | None = None) -> None:
                 stage_eir(args.eir_repo, args.out, args.jobs)
             elif root == "instrumental":
                 stage_instrumental(args.shared, args.out)
+            elif root == "mdb":
+                stage_mdb(args.mdb_repo, args.shared, args.out)
             else:
                 stage_mir1k(args.mir1k_repo, args.out, args.jobs)
             print(f"{root}: done in {time.time() - t0:.0f} s", flush=True)

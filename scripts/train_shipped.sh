@@ -8,6 +8,7 @@
 # Data (read by path, never copied into the repository; see docs/data.md):
 #   $CORPUS/eir           "Everything is Remixed" (CC0 album): 7 songs, stems summed by scripts/eir_stems.toml
 #   $SHARED/real-stems    9 MedleyDB "Music Delta" multitracks (research use)
+#   $CORPUS/mdb           4 more MedleyDB "Music Delta" multitracks, from the MDB Drums release (research use)
 #   $CORPUS/mir1k         MIR-1K: 1,000 karaoke clips, singing and accompaniment recorded apart (vocals only)
 #   $CORPUS/instrumental  real instrumental pieces without voice (vocals only: "no vocals here")
 # Held out for validation, full length: the album's "7.Francium" and MedleyDB "Beatles" and "Grunge".
@@ -25,14 +26,14 @@ shift 2
 extra=()
 case "$target" in
   vocals|vocal-activity)
-    roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mir1k"
-           --musdb-root "$CORPUS/instrumental")
-    shares=0.35,0.3,0.25,0.1
+    roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mdb"
+           --musdb-root "$CORPUS/mir1k" --musdb-root "$CORPUS/instrumental")
+    shares=0.35,0.22,0.08,0.25,0.1
     # vocal activity: a quarter of the examples are real accompaniment alone ("no voice here")
     if [ "$target" = vocal-activity ]; then extra=(--drop-target 0.25); fi ;;
   *)
-    roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems")
-    shares=0.5,0.5 ;;
+    roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mdb")
+    shares=0.5,0.36,0.14 ;;
 esac
 mkdir -p "$RUNS"
 exec stemsplit train --target "$target" ${TARGETS_DIR:+--targets-dir "$TARGETS_DIR"} "${roots[@]}" --shares "$shares" --is-wav --steps "$steps" --batch 16 \
