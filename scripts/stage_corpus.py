@@ -1,7 +1,8 @@
 """Stage a local training corpus of real multitracks in the MUSDB wav layout, outside the repository.
 
     python scripts/stage_corpus.py --out /work/corpus [--mir1k-repo DIR] [--eir-repo DIR] [--shared DIR]
-                                   [--mdb-repo DIR] [--only eir,instrumental,mir1k,mdb] [--jobs 2]
+                                   [--mdb-repo DIR] [--musdb7-repo DIR] [--only eir,instrumental,mir1k,mdb,musdb7]
+                                   [--jobs 2]
                                    [--status-file FILE]
     python scripts/stage_corpus.py --describe-eir        # the descriptors behind scripts/eir_stems.toml
     python scripts/stage_corpus.py --out /work/corpus --verify-only
@@ -26,6 +27,14 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   mono, resampled to 44.1 kHz (soxr_hq); mixture = vocals + accompaniment.
 * MedleyDB (nine "MusicDelta" songs) is already in the MUSDB layout at ``SHARED/real-stems/train/<song>/``: it
   is not copied; pass that root to training directly.
+* ``musdb7``: the official 7-second excerpts of the MUSDB18 *training* songs (Rafii et al., sigsep; the
+  underlying tracks are CC BY-NC-SA or academic use: research use only), as ``musdb/train/*.stem.mp4`` in
+  github.com/skimura1/VocalExractionUnet at commit ``MUSDB7_COMMIT`` (deleted from that repository's HEAD): 94
+  songs, AAC 256 kb/s stereo 44.1 kHz, streams mix / drums / bass / other / vocals. The "Music Delta" songs are
+  skipped (they are MedleyDB recordings, two of them our held-out songs), and so is any song named in
+  ``scripts/musdb18_test_songs.txt`` (the MUSDB18 test set), wherever it turns up. Each stem stream is decoded
+  with ffmpeg; the mixture written is the sum of the four decoded stems. Layout:
+  ``OUT/musdb7/train/<song>/{vocals,drums,bass,other,mixture}.wav``, stereo 44.1 kHz.
 * ``mdb``: the other MedleyDB "MusicDelta" multitracks of the MDB Drums release (Southall et al., CC BY-NC-SA 4.0,
   research use; github.com/CarlSouthall/MDBDrums, ``MDB Drums/audio/multi-tracks/<song>/``): the songs whose raw
   mono tracks the mirror holds, less the ones ``SHARED/real-stems`` already has (the same recordings). Each raw
@@ -69,7 +78,7 @@ except ModuleNotFoundError:  # Python 3.10
 SR = 44100
 PEAK = 0.99
 TARGETS = ("vocals", "drums", "bass", "other")
-ROOTS = ("eir", "instrumental", "mir1k", "mdb")
+ROOTS = ("eir", "instrumental", "mir1k", "mdb", "musdb7")
 MAPPING = Path(__file__).with_name("eir_stems.toml")
 VALID_TRACKS = ("7.Francium", "MusicDelta - Beatles", "MusicDelta - Grunge")
 DEFAULT_MIR1K = "/work/.mirror/andabi+music-source-separation/repo"
@@ -77,6 +86,11 @@ DEFAULT_EIR = "/work/.mirror/ichbinsoftware+everythingisremixed/repo"
 DEFAULT_MDB = "/work/.mirror/CarlSouthall+MDBDrums/repo"
 DEFAULT_SHARED = "/work/shared/data"
 MDB_DIR = "MDB Drums/audio/multi-tracks"
+DEFAULT_MUSDB7 = "/work/.mirror/skimura1+VocalExractionUnet/repo"
+MUSDB7_COMMIT = "02a669958fda94ed0915cbda1a31f97b57cb2e50"
+MUSDB7_DIR = "musdb/train"
+MUSDB7_STREAMS = {"drums": 1, "bass": 2, "other": 3, "vocals": 4}  # stream 0 is the mastered mix (not used)
+MUSDB_TEST = Path(__file__).with_name("musdb18_test_songs.txt")
 MIR1K_DIR = "dataset/mir-1k/Wavfile"
 EIR_SUFFIX = "_mobile.m4a"
 
@@ -92,18 +106,18 @@ def _is_git(repo: Path) -> bool:
     return r.returncode == 0 and r.stdout.strip() == "true"
 
 
-def list_files(repo: Path, prefix: str) -> list[str]:
-    """Paths under ``prefix`` in a git repository's HEAD (bare mirrors too) or in a plain folder."""
+def list_files(repo: Path, prefix: str, rev: str = "HEAD") -> list[str]:
+    """Paths under ``prefix`` in a git repository's ``rev`` (bare mirrors too) or in a plain folder."""
     if _is_git(repo):
-        out = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", prefix],
+        out = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "-z", "--name-only", rev, "--", prefix],
                              capture_output=True, check=True).stdout
         return sorted(p for p in out.decode().split("\0") if p)
     return sorted(str(p.relative_to(repo)) for p in (repo / prefix).rglob("*") if p.is_file())
 
 
-def read_bytes(repo: Path, path: str) -> bytes:
+def read_bytes(repo: Path, path: str, rev: str = "HEAD") -> bytes:
     if _is_git(repo):
-        return subprocess.run(["git", "-C", str(repo), "cat-file", "blob", f"HEAD:{path}"],
+        return subprocess.run(["git", "-C", str(repo), "cat-file", "blob", f"{rev}:{path}"],
                               capture_output=True, check=True).stdout
     return (repo / path).read_bytes()
 
@@ -414,6 +428,63 @@ def stage_mdb(repo: Path, shared: Path, out: Path) -> None:
     _write_json(out / "mdb" / "manifest.json", report)
 
 
+# ---------------------------------------------------------------- MUSDB18 training excerpts (7 s)
+
+def musdb_test_songs(path: Path = MUSDB_TEST) -> set[str]:
+    names = {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    if len(names) != 50:
+        raise SystemExit(f"{path} must list the 50 MUSDB18 test songs, found {len(names)}")
+    return names
+
+
+def _decode_stream(data: bytes, stream: int) -> np.ndarray:
+    """One audio stream of an ``.stem.mp4`` as float32 stereo ``(2, n)`` at 44.1 kHz."""
+    with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
+        src = Path(tmp) / "in.mp4"
+        src.write_bytes(data)
+        pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", str(src), "-map",
+                              f"0:a:{stream}", "-ac", "2", "-ar", str(SR), "-f", "f32le", "-c:a", "pcm_f32le", "-"],
+                             capture_output=True, check=True).stdout
+    return np.frombuffer(pcm, dtype=np.float32).reshape(-1, 2).T.copy()
+
+
+def _musdb7_song(job: tuple[str, str, str, str]) -> str:
+    repo, rev, path, folder = job
+    data = read_bytes(Path(repo), path, rev)
+    stems = {t: _decode_stream(data, k) for t, k in MUSDB7_STREAMS.items()}
+    n = max(x.shape[1] for x in stems.values())
+    write_track(Path(folder), {t: np.pad(x, ((0, 0), (0, n - x.shape[1]))) for t, x in stems.items()})
+    return folder
+
+
+def stage_musdb7(repo: Path, out: Path, jobs: int, rev: str = MUSDB7_COMMIT) -> None:
+    test = musdb_test_songs()
+    files = [p for p in list_files(repo, MUSDB7_DIR, rev) if p.endswith(".stem.mp4")]
+    if not files:
+        raise SystemExit(f"No MUSDB18 excerpts ({MUSDB7_DIR}/*.stem.mp4) in {repo} at {rev}")
+    report = {"source": "MUSDB18 7-second excerpts via github.com/skimura1/VocalExractionUnet", "commit": rev,
+              "licence": "research use (MUSDB18 terms)", "songs": [], "skipped": {}}
+    todo = []
+    for path in files:
+        name = Path(path).name[: -len(".stem.mp4")]
+        if name in test:
+            report["skipped"][name] = "a MUSDB18 test song"
+            continue
+        if name.startswith("Music Delta"):
+            report["skipped"][name] = "a MedleyDB recording (those come from the MedleyDB roots)"
+            continue
+        report["songs"].append(name)
+        folder = out / "musdb7" / "train" / name
+        if not complete(folder, (*TARGETS, "mixture")):
+            todo.append((str(repo), rev, path, str(folder)))
+    print(f"musdb7: {len(report['songs'])} songs, {len(report['songs']) - len(todo)} already staged, "
+          f"{len(report['skipped'])} skipped")
+    with ProcessPoolExecutor(jobs) as pool:
+        for _ in tqdm(pool.map(_musdb7_song, todo), total=len(todo), desc="musdb7", unit="song"):
+            pass
+    _write_json(out / "musdb7" / "manifest.json", report)
+
+
 # ---------------------------------------------------------------- descriptors and checks
 
 def _write_json(path: Path, obj) -> None:
@@ -468,7 +539,7 @@ def describe_eir(repo: Path, jobs: int) -> None:
 def verify(out: Path, shared: Path, roots: list[str]) -> None:
     """Per root: tracks, total duration, mixture == sum of stems on a few tracks; the album's energy shares."""
     print("\nverification")
-    checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None}
+    checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None, "musdb7": 10}
     for root in roots:
         folders = sorted(p for p in (out / root / "train").glob("*") if p.is_dir())
         frames = [sf.info(str(p / "mixture.wav")).frames for p in folders if (p / "mixture.wav").exists()]
@@ -503,6 +574,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mir1k-repo", type=Path, default=Path(DEFAULT_MIR1K))
     ap.add_argument("--eir-repo", type=Path, default=Path(DEFAULT_EIR))
     ap.add_argument("--mdb-repo", type=Path, default=Path(DEFAULT_MDB), help="MDB Drums mirror (MedleyDB songs)")
+    ap.add_argument("--musdb7-repo", type=Path, default=Path(DEFAULT_MUSDB7),
+                    help=f"mirror holding the MUSDB18 7-second excerpts (read at commit {MUSDB7_COMMIT[:12]})")
     ap.add_argument("--shared", type=Path, default=Path(DEFAULT_SHARED), help="shared data folder")
     ap.add_argument("--only", default=",".join(ROOTS), help=f"comma-separated subset of {','.join(ROOTS)}")
     ap.add_argument("--jobs", type=int, default=2, help="parallel decoding processes (default 2)")
@@ -534,6 +607,8 @@ def main(argv: list[str] | None = None) -> None:
                 stage_instrumental(args.shared, args.out)
             elif root == "mdb":
                 stage_mdb(args.mdb_repo, args.shared, args.out)
+            elif root == "musdb7":
+                stage_musdb7(args.musdb7_repo, args.out, args.jobs)
             else:
                 stage_mir1k(args.mir1k_repo, args.out, args.jobs)
             print(f"{root}: done in {time.time() - t0:.0f} s", flush=True)

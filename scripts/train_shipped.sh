@@ -9,6 +9,7 @@
 #   $CORPUS/eir           "Everything is Remixed" (CC0 album): 7 songs, stems summed by scripts/eir_stems.toml
 #   $SHARED/real-stems    9 MedleyDB "Music Delta" multitracks (research use)
 #   $CORPUS/mdb           4 more MedleyDB "Music Delta" multitracks, from the MDB Drums release (research use)
+#   $CORPUS/musdb7        the 7-second excerpts of 87 MUSDB18 training songs (research use; no test song, ever)
 #   $CORPUS/mir1k         MIR-1K: 1,000 karaoke clips, singing and accompaniment recorded apart (vocals only)
 #   $CORPUS/instrumental  real instrumental pieces without voice (vocals only: "no vocals here")
 # Held out for validation, full length: the album's "7.Francium" and MedleyDB "Beatles" and "Grunge".
@@ -27,13 +28,14 @@ extra=()
 case "$target" in
   vocals|vocal-activity)
     roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mdb"
-           --musdb-root "$CORPUS/mir1k" --musdb-root "$CORPUS/instrumental")
-    shares=0.35,0.22,0.08,0.25,0.1
+           --musdb-root "$CORPUS/musdb7" --musdb-root "$CORPUS/mir1k" --musdb-root "$CORPUS/instrumental")
+    shares=0.25,0.15,0.05,0.25,0.2,0.1
     # vocal activity: a quarter of the examples are real accompaniment alone ("no voice here")
     if [ "$target" = vocal-activity ]; then extra=(--drop-target 0.25); fi ;;
   *)
-    roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mdb")
-    shares=0.5,0.36,0.14 ;;
+    roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mdb"
+           --musdb-root "$CORPUS/musdb7")
+    shares=0.3,0.2,0.1,0.4 ;;
 esac
 mkdir -p "$RUNS"
 exec stemsplit train --target "$target" ${TARGETS_DIR:+--targets-dir "$TARGETS_DIR"} "${roots[@]}" --shares "$shares" --is-wav --steps "$steps" --batch 16 \

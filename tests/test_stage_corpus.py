@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "stage_corpus.py"
 def stage():
     spec = importlib.util.spec_from_file_location("stage_corpus", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["stage_corpus"] = mod  # its process pool pickles functions by module name
     spec.loader.exec_module(mod)
     return mod
 
@@ -76,3 +80,45 @@ def test_stage_mdb(stage, tmp_path):
     before = (folder / "mixture.wav").stat().st_mtime_ns
     stage.stage_mdb(mirror, shared, out)
     assert (folder / "mixture.wav").stat().st_mtime_ns == before
+
+
+def test_musdb_test_list(stage):
+    names = stage.musdb_test_songs()
+    assert len(names) == 50
+    assert "Timboz - Pony" in names and "Angels In Amplifiers - I'm Alright" in names
+    assert "Angela Thomas Wade - Milk Cow Blues" not in names  # a training song, though DSD100 files it under Test
+
+
+def _stem_mp4(path: Path, freqs: list[int]) -> None:
+    """A five-stream .stem.mp4 (mix, drums, bass, other, vocals), each stream a sine at its own frequency."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+    for f in freqs:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency={f}:duration=0.5:sample_rate=44100"]
+    for i in range(len(freqs)):
+        cmd += ["-map", f"{i}:a"]
+    subprocess.run(cmd + ["-ac", "2", "-c:a", "aac", "-b:a", "128k", "-f", "mp4", str(path)], check=True)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_stage_musdb7(stage, tmp_path):
+    repo, out = tmp_path / "mirror", tmp_path / "corpus"
+    folder = repo / "musdb" / "train"
+    folder.mkdir(parents=True)
+    freqs = [300, 441, 882, 1764, 3528]  # mix, drums, bass, other, vocals
+    for name in ("Some Band - A Song", "Music Delta - Beatles", "Timboz - Pony"):
+        _stem_mp4(folder / f"{name}.stem.mp4", freqs)
+    stage.stage_musdb7(repo, out, jobs=1, rev="HEAD")
+    assert sorted(p.name for p in (out / "musdb7" / "train").iterdir()) == ["Some Band - A Song"]
+    report = json.loads((out / "musdb7" / "manifest.json").read_text())
+    assert "test song" in report["skipped"]["Timboz - Pony"]
+    assert "MedleyDB" in report["skipped"]["Music Delta - Beatles"]
+    track = out / "musdb7" / "train" / "Some Band - A Song"
+    total = 0
+    for target, f in zip(("drums", "bass", "other", "vocals"), freqs[1:], strict=True):
+        x, sr = sf.read(str(track / f"{target}.wav"), dtype="float32")
+        assert sr == 44100 and x.shape[1] == 2
+        spectrum = np.abs(np.fft.rfft(x[:, 0]))
+        assert abs(np.argmax(spectrum) * sr / len(x) - f) < 5, target  # each stem from its own stream
+        total = total + x
+    mix = sf.read(str(track / "mixture.wav"), dtype="float32")[0]
+    np.testing.assert_allclose(mix, total, atol=1e-4)
