@@ -227,7 +227,7 @@ def _refuse_shipped(path: str, overwrite: bool) -> None:
 def _train(args: argparse.Namespace) -> int:
     from .data.dataset import AugmentConfig
     from .targets import get_target
-    from .train import TrainConfig, plot_metrics, train
+    from .train import TrainConfig, check_init, plot_metrics, train
 
     if args.plot:
         print(plot_metrics(args.plot))
@@ -239,6 +239,8 @@ def _train(args: argparse.Namespace) -> int:
 
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     spec = get_target(args.target, args.targets_dir)
+    if args.init:
+        check_init(spec, args.init)  # a wrong or corrupt checkpoint fails here, before the data is read
     loss = args.loss or ("bce" if spec.task == "activity" else "wbce")
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, lr=args.lr, loss=loss,
                       ema=args.ema, seed=args.seed, val_every=args.val_every, val_seconds=args.val_seconds,
@@ -249,7 +251,7 @@ def _train(args: argparse.Namespace) -> int:
     _refuse_shipped(args.out or os.path.join(run_dir, f"{spec.name}.npz"), args.overwrite_shipped)
     valid = [v for v in (args.valid_tracks or "").split(",") if v] or None
     dest = train(spec, args.musdb_root, is_wav=args.is_wav, config=cfg, run_dir=run_dir, resume=args.resume,
-                 out=args.out, valid_tracks=valid, shares=args.shares, progress=not args.quiet)
+                 out=args.out, valid_tracks=valid, shares=args.shares, progress=not args.quiet, init=args.init)
     if dest is not None and not args.quiet:
         print(f"checkpoint written to {dest}")
     return 0
@@ -495,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--patience", type=int, default=0, help="early stop after N validations without gain")
     r.add_argument("--run-dir", metavar="DIR", help="run folder (default runs/NAME)")
     r.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    r.add_argument("--init", metavar="CKPT",
+                   help="fine-tune: start from this checkpoint of the target's model (e.g. a shipped one) "
+                        "instead of random weights; the schedule starts afresh")
     r.add_argument("--out", metavar="PATH", help="checkpoint destination (default: RUN/NAME.npz in the run folder)")
     r.add_argument("--overwrite-shipped", action="store_true",
                    help="allow --out to replace a checkpoint shipped with stemsplit")

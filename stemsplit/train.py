@@ -228,12 +228,18 @@ class Trainer:
         Continue from ``run_dir/state.npz`` if present (else refuse to overwrite an existing run).
     data_note : str
         Where the data came from (kept in the checkpoint metadata).
+    init : path-like, optional
+        A model checkpoint of this target's model to start from (fine-tuning): its weights, including the input
+        standardisation, replace the random initialisation; optimizer, schedule and step count start afresh.
+        Used when the run starts; a resumed run continues from its own state.
     """
 
     def __init__(self, spec: TargetSpec, train_tracks: Sequence[Track], valid_tracks: Sequence[Track],
-                 config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, data_note: str = ""):
+                 config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, data_note: str = "",
+                 init: str | os.PathLike | None = None):
         self.spec, self.cfg, self.run_dir = spec, config, Path(run_dir)
         self.data_note = data_note
+        self.init = None
         self.process, self.processes = jax.process_index(), jax.process_count()
         devices = jax.devices()
         if config.batch % len(devices):
@@ -254,7 +260,10 @@ class Trainer:
                             if self.valid_tracks else None)
         model = MaskCNN(spec.model, rngs=nnx.Rngs(config.seed))
         if not (self.run_dir / "state.npz").exists():
-            set_input_stats(model, self.sampler, config.seed)
+            if init is not None:
+                self.init = _init_from(model, spec, init)
+            else:
+                set_input_stats(model, self.sampler, config.seed)
         model.train()
         self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
         eval_model = nnx.merge(self.graphdef, params, self.rest)
@@ -289,7 +298,8 @@ class Trainer:
     # -- state -------------------------------------------------------------------------------------------
     def _meta(self) -> dict:
         return {"kind": "train-state", "target": self.spec.to_dict(), "config": _jsonable(asdict(self.cfg)),
-                "step": self.step, "best": self.best, "bad_evals": self.bad_evals, "elapsed": self.elapsed}
+                "step": self.step, "best": self.best, "bad_evals": self.bad_evals, "elapsed": self.elapsed,
+                "init": self.init}
 
     def _save_state(self) -> None:
         if self.process != 0:
@@ -311,6 +321,7 @@ class Trainer:
             if saved.get(k) != getattr(self.cfg, k):
                 raise OptionError(f"Cannot resume {self.run_dir}: it was started with {k}={saved.get(k)}, "
                                   f"now {k}={getattr(self.cfg, k)}.")
+        self.init = meta.get("init")
         self.step, self.best = int(meta["step"]), float(meta["best"])
         self.bad_evals, self.elapsed = int(meta["bad_evals"]), float(meta.get("elapsed", 0.0))
         params = checkpoint.arrays_to_tree(params, arrays, "param/", source=str(path))
@@ -460,7 +471,7 @@ class Trainer:
     def _summary(self, metrics: dict) -> dict:
         return {"step": self.step, "steps_planned": self.cfg.steps, "wall_time_s": round(self.elapsed, 1),
                 "devices": jax.device_count(), "processes": self.processes, "data": self.data_note,
-                "config": _jsonable(asdict(self.cfg)), **metrics}
+                "config": _jsonable(asdict(self.cfg)), **({"init": self.init} if self.init else {}), **metrics}
 
     def _finish(self, out: str | os.PathLike | None) -> Path | None:
         if self.process != 0:
@@ -487,6 +498,27 @@ class Trainer:
         return res
 
 
+def check_init(spec: TargetSpec, path: str | os.PathLike):
+    """Load the model checkpoint ``path`` to fine-tune ``spec`` from; raise a clear error unless it holds the
+    same model and task. Returns ``(model, metadata)``."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"--init {path}: no such checkpoint file.")
+    loaded, saved, meta = checkpoint.load_model(path)
+    if saved.model != spec.model or saved.task != spec.task:
+        raise CheckpointError(f"--init {path} holds a {saved.task} model {saved.model}, not the {spec.task} model "
+                              f"{spec.model} of target {spec.name!r}.")
+    return loaded, meta
+
+
+def _init_from(model: MaskCNN, spec: TargetSpec, path: str | os.PathLike) -> dict:
+    """Copy a saved model's weights into ``model`` (same target model and task); returns its provenance."""
+    loaded, meta = check_init(spec, path)
+    nnx.update(model, nnx.state(loaded, nnx.Param))
+    training = meta.get("training") or {}
+    return {"path": os.path.basename(os.fspath(path)), "sha256": meta.get("sha256"),
+            "step": training.get("step"), "data": training.get("data")}
+
+
 def _jsonable(d):
     """Dataclass dicts with tuples as lists."""
     return json.loads(json.dumps(d))
@@ -495,7 +527,8 @@ def _jsonable(d):
 def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool = True,
           config: TrainConfig = TrainConfig(), run_dir: str | os.PathLike = "runs/default",
           resume: bool = False, out: str | os.PathLike | None = None, valid_tracks: Sequence[str] | None = None,
-          shares: Sequence[float] | None = None, progress: bool = True) -> Path | None:
+          shares: Sequence[float] | None = None, progress: bool = True,
+          init: str | os.PathLike | None = None) -> Path | None:
     """Train ``spec`` on MUSDB-layout data and write its checkpoint.
 
     Parameters
@@ -515,6 +548,9 @@ def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool 
         Names of tracks to hold out for validation.
     shares : sequence of float, optional
         How often examples come from each root (default: every track equally often).
+    progress : bool
+    init : path-like, optional
+        Fine-tune: start from this checkpoint of the target's model (see :class:`Trainer`).
 
     Returns
     -------
@@ -525,7 +561,7 @@ def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool 
     share_note = f" (shares {', '.join(map(str, shares))})" if shares else ""
     note = (f"{len(train_tracks)} training tracks from {', '.join(str(r) for r in roots)}{share_note}; "
             f"validation: {', '.join(t.name for t in valid) or 'none'}")
-    trainer = Trainer(spec, train_tracks, valid, config, run_dir, resume=resume, data_note=note)
+    trainer = Trainer(spec, train_tracks, valid, config, run_dir, resume=resume, data_note=note, init=init)
     return trainer.run(out=out, progress=progress)
 
 

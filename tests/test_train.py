@@ -49,12 +49,12 @@ def tdir(tmp_path_factory):
     return d
 
 
-def _trainer(data, tdir, run_dir, steps=6, resume=False, **kw):
+def _trainer(data, tdir, run_dir, steps=6, resume=False, init=None, **kw):
     spec = load_spec(tdir / "vocals.toml")
     train, valid = split_tracks([data], is_wav=True)
     cfg = TrainConfig(steps=steps, batch=4, frames=8, val_every=1000, val_batches=1, val_seconds=2.0, warmup=2,
                       **kw)
-    return Trainer(spec, train, valid, cfg, run_dir, resume=resume)
+    return Trainer(spec, train, valid, cfg, run_dir, resume=resume, init=init)
 
 
 def _params(tr):
@@ -239,6 +239,41 @@ def test_shipped_checkpoints_are_overwritten_only_when_asked(data, tdir, tmp_pat
     assert "--overwrite-shipped" in capsys.readouterr().err
     assert _shipped_files() == before
     assert main(argv + ["--overwrite-shipped"]) == 0 and calls == [str(shipped)]  # (train itself is stubbed)
+
+
+@pytest.mark.slow
+def test_init_fine_tunes_from_a_checkpoint(data, tdir, tmp_path, capsys):
+    first = _trainer(data, tdir, tmp_path / "a", steps=4)
+    first.run(progress=False, out=tmp_path / "a.npz")
+    saved = checkpoint.load(tmp_path / "a.npz")
+    tuned = _trainer(data, tdir, tmp_path / "b", steps=4, init=tmp_path / "a.npz")
+    start = _params(tuned)  # the saved weights, input standardisation included, before any step
+    assert tuned.step == 0 and tuned.init["sha256"] == saved[1]["sha256"] and tuned.init["step"] == 4
+    for k, v in start.items():
+        np.testing.assert_array_equal(v, saved[0]["param/" + k], err_msg=k)
+    fresh = _params(_trainer(data, tdir, tmp_path / "c", steps=4))
+    assert any(not np.array_equal(fresh[k], start[k]) for k in start)
+    tuned.run(progress=False, until=2)
+    resumed = _trainer(data, tdir, tmp_path / "b", steps=4, resume=True)  # the run's own state wins on resume
+    assert resumed.step == 2 and resumed.init == tuned.init
+    resumed.run(progress=False, out=tmp_path / "b.npz")
+    assert checkpoint.load(tmp_path / "b.npz")[1]["training"]["init"]["sha256"] == saved[1]["sha256"]
+    # a checkpoint of another model, or none, is one clear line before any data is read
+    other = tdir / "wide.toml"
+    other.write_text('name = "vocals"\nstems = ["vocals"]\n[model]\npreset = "tiny"\nconv_channels = 6\n'
+                     'dense_units = 16\n')
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    (wide / "vocals.toml").write_text(other.read_text())
+    other.unlink()
+    base = ["train", "--target", "vocals", "--musdb-root", "/nonexistent", "--is-wav", "-q"]
+    capsys.readouterr()
+    assert main(base + ["--targets-dir", str(wide), "--init", str(tmp_path / "a.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--init" in err[0] and "not the" in err[0]
+    assert main(base + ["--targets-dir", str(tdir), "--init", str(tmp_path / "missing.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such checkpoint" in err[0]
 
 
 def test_train_errors(data, tdir, capsys):
