@@ -32,7 +32,7 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   github.com/skimura1/VocalExractionUnet at commit ``MUSDB7_COMMIT`` (deleted from that repository's HEAD): 94
   songs, AAC 256 kb/s stereo 44.1 kHz, streams mix / drums / bass / other / vocals. The "Music Delta" songs are
   skipped (they are MedleyDB recordings, two of them our held-out songs), and so is any song named in
-  ``scripts/musdb18_test_songs.txt`` (the MUSDB18 test set), wherever it turns up. Each stem stream is decoded
+  ``stemsplit/data/musdb18_test_songs.txt`` (the MUSDB18 test set), wherever it turns up. Each stem stream is decoded
   with ffmpeg; the mixture written is the sum of the four decoded stems. Layout:
   ``OUT/musdb7/train/<song>/{vocals,drums,bass,other,mixture}.wav``, stereo 44.1 kHz.
 * ``mdb``: the other MedleyDB "MusicDelta" multitracks of the MDB Drums release (Southall et al., CC BY-NC-SA 4.0,
@@ -90,7 +90,7 @@ DEFAULT_MUSDB7 = "/work/.mirror/skimura1+VocalExractionUnet/repo"
 MUSDB7_COMMIT = "02a669958fda94ed0915cbda1a31f97b57cb2e50"
 MUSDB7_DIR = "musdb/train"
 MUSDB7_STREAMS = {"drums": 1, "bass": 2, "other": 3, "vocals": 4}  # stream 0 is the mastered mix (not used)
-MUSDB_TEST = Path(__file__).with_name("musdb18_test_songs.txt")
+MUSDB_TEST = Path(__file__).resolve().parents[1] / "stemsplit" / "data" / "musdb18_test_songs.txt"
 MIR1K_DIR = "dataset/mir-1k/Wavfile"
 EIR_SUFFIX = "_mobile.m4a"
 

@@ -26,6 +26,19 @@ def test_tracks_through_musdb_with_extra_stems(root):
     assert [t.name for t in valid] == ["song0-1"] and len(train) == 2
 
 
+def test_musdb18_test_songs_are_never_trained_on(tmp_path):
+    import shutil
+
+    from stemsplit.data.tracks import musdb18_test_songs
+    from stemsplit.errors import DataError
+
+    assert len(musdb18_test_songs()) == 50 and "Timboz - Pony" in musdb18_test_songs()
+    make_musdb(tmp_path, tracks=2, seconds=0.5)
+    shutil.move(tmp_path / "train" / "song0-1", tmp_path / "train" / "Timboz - Pony")
+    with pytest.raises(DataError, match="test songs.*Timboz - Pony"):
+        split_tracks([tmp_path], is_wav=True)
+
+
 def test_examples_shapes_labels_and_determinism(root):
     train, _ = split_tracks([root], is_wav=True)
     s = ExampleSampler(train, ["vocals"], frames=8)

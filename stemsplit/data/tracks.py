@@ -8,6 +8,7 @@ musdb/stempeg chunks for ``.stem.mp4``). :meth:`Track.mix` is the one definition
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Sequence
@@ -202,7 +203,19 @@ def split_tracks(roots: Sequence[str | os.PathLike], *, is_wav: bool, valid_name
     if not train:
         raise DataError(f"No training tracks found under {', '.join(map(str, roots))} "
                         "(expected ROOT/train/<track>/<stem>.wav or .stem.mp4 files).")
+    test = musdb18_test_songs()
+    banned = sorted({t.name for t in train if t.name in test})
+    if banned:
+        raise DataError(f"{len(banned)} training track(s) are MUSDB18/DSD100 test songs (e.g. {banned[0]!r}): "
+                        "the field's test set is never trained on; move them out of the training folders.")
     return train, valid
+
+
+@functools.cache
+def musdb18_test_songs() -> frozenset[str]:
+    """Names of the 50 MUSDB18 test songs (DSD100's test songs), which training refuses wherever they turn up."""
+    text = (Path(__file__).with_name("musdb18_test_songs.txt")).read_text()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 def _split_root(root, is_wav: bool, valid_names, train: list[Track], valid: list[Track]) -> None:
