@@ -479,9 +479,13 @@ def stage_musdb7(repo: Path, out: Path, jobs: int, rev: str = MUSDB7_COMMIT) -> 
             todo.append((str(repo), rev, path, str(folder)))
     print(f"musdb7: {len(report['songs'])} songs, {len(report['songs']) - len(todo)} already staged, "
           f"{len(report['skipped'])} skipped")
-    with ProcessPoolExecutor(jobs) as pool:
-        for _ in tqdm(pool.map(_musdb7_song, todo), total=len(todo), desc="musdb7", unit="song"):
-            pass
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            for _ in tqdm(pool.map(_musdb7_song, todo), total=len(todo), desc="musdb7", unit="song"):
+                pass
+    else:  # in this process (no fork: safe where JAX or other threads are running)
+        for job in tqdm(todo, desc="musdb7", unit="song"):
+            _musdb7_song(job)
     _write_json(out / "musdb7" / "manifest.json", report)
 
 

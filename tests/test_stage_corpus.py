@@ -6,7 +6,6 @@ import importlib.util
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "stage_corpus.py"
 def stage():
     spec = importlib.util.spec_from_file_location("stage_corpus", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["stage_corpus"] = mod  # its process pool pickles functions by module name
     spec.loader.exec_module(mod)
     return mod
 
