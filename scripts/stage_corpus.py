@@ -210,16 +210,17 @@ def load_mapping(songs: dict[str, list[tuple[str, str]]], path: Path = MAPPING) 
     return {song: dict(table[song]) for song in songs}
 
 
-def _ffmpeg_decode(data: bytes, *, channels: int, sr: int | None = None) -> tuple[np.ndarray, int]:
-    """Decode encoded bytes with ffmpeg to float32 ``(channels, n)`` at the stream's rate (or ``sr``)."""
+def _ffmpeg_decode(data: bytes, *, channels: int, sr: int | None = None, stream: int = 0) -> tuple[np.ndarray, int]:
+    """Decode audio stream ``stream`` of encoded bytes with ffmpeg to float32 ``(channels, n)`` at the stream's
+    rate (or ``sr``)."""
     with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
         src = Path(tmp) / "in.m4a"
         src.write_bytes(data)
         if sr is None:
-            sr = int(subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+            sr = int(subprocess.run(["ffprobe", "-v", "error", "-select_streams", f"a:{stream}", "-show_entries",
                                      "stream=sample_rate", "-of", "csv=p=0", str(src)],
                                     capture_output=True, text=True, check=True).stdout.strip())
-        pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", str(src), "-map", "0:a:0",
+        pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", str(src), "-map", f"0:a:{stream}",
                               "-ac", str(channels), "-ar", str(sr), "-f", "f32le", "-c:a", "pcm_f32le", "-"],
                              capture_output=True, check=True).stdout
     return np.frombuffer(pcm, dtype=np.float32).reshape(-1, channels).T.copy(), sr
@@ -437,21 +438,10 @@ def musdb_test_songs(path: Path = MUSDB_TEST) -> set[str]:
     return names
 
 
-def _decode_stream(data: bytes, stream: int) -> np.ndarray:
-    """One audio stream of an ``.stem.mp4`` as float32 stereo ``(2, n)`` at 44.1 kHz."""
-    with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
-        src = Path(tmp) / "in.mp4"
-        src.write_bytes(data)
-        pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", str(src), "-map",
-                              f"0:a:{stream}", "-ac", "2", "-ar", str(SR), "-f", "f32le", "-c:a", "pcm_f32le", "-"],
-                             capture_output=True, check=True).stdout
-    return np.frombuffer(pcm, dtype=np.float32).reshape(-1, 2).T.copy()
-
-
 def _musdb7_song(job: tuple[str, str, str, str]) -> str:
     repo, rev, path, folder = job
     data = read_bytes(Path(repo), path, rev)
-    stems = {t: _decode_stream(data, k) for t, k in MUSDB7_STREAMS.items()}
+    stems = {t: _ffmpeg_decode(data, channels=2, sr=SR, stream=k)[0] for t, k in MUSDB7_STREAMS.items()}
     n = max(x.shape[1] for x in stems.values())
     write_track(Path(folder), {t: np.pad(x, ((0, 0), (0, n - x.shape[1]))) for t, x in stems.items()})
     return folder
