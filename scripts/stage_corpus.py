@@ -70,6 +70,9 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stemsplit.data.tracks import musdb18_test_songs as musdb_test_songs  # noqa: E402  (the one list)
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -90,7 +93,6 @@ DEFAULT_MUSDB7 = "/work/.mirror/skimura1+VocalExractionUnet/repo"
 MUSDB7_COMMIT = "02a669958fda94ed0915cbda1a31f97b57cb2e50"
 MUSDB7_DIR = "musdb/train"
 MUSDB7_STREAMS = {"drums": 1, "bass": 2, "other": 3, "vocals": 4}  # stream 0 is the mastered mix (not used)
-MUSDB_TEST = Path(__file__).resolve().parents[1] / "stemsplit" / "data" / "musdb18_test_songs.txt"
 MIR1K_DIR = "dataset/mir-1k/Wavfile"
 EIR_SUFFIX = "_mobile.m4a"
 
@@ -430,13 +432,6 @@ def stage_mdb(repo: Path, shared: Path, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- MUSDB18 training excerpts (7 s)
-
-def musdb_test_songs(path: Path = MUSDB_TEST) -> set[str]:
-    names = {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
-    if len(names) != 50:
-        raise SystemExit(f"{path} must list the 50 MUSDB18 test songs, found {len(names)}")
-    return names
-
 
 def _musdb7_song(job: tuple[str, str, str, str]) -> str:
     repo, rev, path, folder = job
