@@ -499,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     r.add_argument("--init", metavar="CKPT",
                    help="fine-tune: start from this checkpoint of the target's model (e.g. a shipped one) "
-                        "instead of random weights; the schedule starts afresh")
+                        "instead of random weights; the schedule starts afresh. A checkpoint of another model "
+                        "with the same convolutions lends its convolutions and dense layer (transfer)")
     r.add_argument("--out", metavar="PATH", help="checkpoint destination (default: RUN/NAME.npz in the run folder)")
     r.add_argument("--overwrite-shipped", action="store_true",
                    help="allow --out to replace a checkpoint shipped with stemsplit")

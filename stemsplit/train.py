@@ -262,7 +262,7 @@ class Trainer:
         if not (self.run_dir / "state.npz").exists():
             if init is not None:
                 self.init = _init_from(model, spec, init)
-            else:
+            if init is None or "in_shift" not in self.init.get("layers", ["in_shift"]):
                 set_input_stats(model, self.sampler, config.seed)
         model.train()
         self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
@@ -498,25 +498,51 @@ class Trainer:
         return res
 
 
+#: layers a checkpoint of another model can lend a new one when their shapes agree (everything but the heads):
+#: the input standardisation, the four convolutions and the hidden dense layer
+TRANSFER_LAYERS = ("in_shift", "in_scale", "conv1", "conv2", "conv3", "conv4", "dense")
+
+
+def _param_arrays(model) -> dict[str, np.ndarray]:
+    return {k[len("param/"):]: v for k, v in checkpoint.tree_to_arrays(nnx.state(model, nnx.Param), "param/").items()}
+
+
 def check_init(spec: TargetSpec, path: str | os.PathLike):
-    """Load the model checkpoint ``path`` to fine-tune ``spec`` from; raise a clear error unless it holds the
-    same model and task. Returns ``(model, metadata)``."""
+    """Load the model checkpoint ``path`` to start training ``spec`` from; raise a clear error unless it holds
+    the same model and task, or one whose convolutions have the same shapes (a transfer: then only the layers in
+    :data:`TRANSFER_LAYERS` whose shapes agree are copied). Returns ``(model, metadata, layers copied)``."""
     if not os.path.isfile(path):
         raise CheckpointError(f"--init {path}: no such checkpoint file.")
     loaded, saved, meta = checkpoint.load_model(path)
-    if saved.model != spec.model or saved.task != spec.task:
+    if saved.model == spec.model and saved.task == spec.task:
+        return loaded, meta, None
+    src = _param_arrays(loaded)
+    dst = _param_arrays(MaskCNN(spec.model, rngs=nnx.Rngs(0)))
+    layer = lambda k: k.split("/")[0]  # noqa: E731
+    layers = [n for n in TRANSFER_LAYERS
+              if all(k in src and src[k].shape == v.shape for k, v in dst.items() if layer(k) == n)]
+    if not {"conv1", "conv2", "conv3", "conv4"} <= set(layers):
         raise CheckpointError(f"--init {path} holds a {saved.task} model {saved.model}, not the {spec.task} model "
-                              f"{spec.model} of target {spec.name!r}.")
-    return loaded, meta
+                              f"{spec.model} of target {spec.name!r}, and its convolutions differ in shape.")
+    return loaded, meta, layers
 
 
 def _init_from(model: MaskCNN, spec: TargetSpec, path: str | os.PathLike) -> dict:
-    """Copy a saved model's weights into ``model`` (same target model and task); returns its provenance."""
-    loaded, meta = check_init(spec, path)
-    nnx.update(model, nnx.state(loaded, nnx.Param))
+    """Copy a saved model's weights into ``model`` (all of them for the same target model and task, the shared
+    layers for a transfer); returns its provenance."""
+    loaded, meta, layers = check_init(spec, path)
+    if layers is None:
+        nnx.update(model, nnx.state(loaded, nnx.Param))
+    else:
+        src = _param_arrays(loaded)
+        mine = _param_arrays(model)
+        mine.update({k: v for k, v in src.items() if k in mine and k.split("/")[0] in layers})
+        state = nnx.state(model, nnx.Param)
+        nnx.update(model, checkpoint.arrays_to_tree(state, {"param/" + k: v for k, v in mine.items()}, "param/"))
     training = meta.get("training") or {}
     return {"path": os.path.basename(os.fspath(path)), "sha256": meta.get("sha256"),
-            "step": training.get("step"), "data": training.get("data")}
+            "step": training.get("step"), "data": training.get("data"),
+            **({"layers": layers} if layers is not None else {})}
 
 
 def _jsonable(d):

@@ -276,6 +276,39 @@ def test_init_fine_tunes_from_a_checkpoint(data, tdir, tmp_path, capsys):
     assert len(err) == 1 and "no such checkpoint" in err[0]
 
 
+def test_init_transfers_convolutions_to_another_task(data, tdir, tmp_path, capsys):
+    """A vocals mask checkpoint lends its convolutions and dense layer to an activity detector."""
+    first = _trainer(data, tdir, tmp_path / "a", steps=2)
+    first.run(progress=False, out=tmp_path / "a.npz")
+    saved = checkpoint.load(tmp_path / "a.npz")[0]
+    vad = tmp_path / "vad"
+    vad.mkdir()
+    (vad / "vocal-activity.toml").write_text('name = "vocal-activity"\nstems = ["vocals"]\ntask = "activity"\n'
+                                             + SMALL)
+    spec = load_spec(vad / "vocal-activity.toml")
+    train, valid = split_tracks([data], is_wav=True)
+    cfg = TrainConfig(steps=2, batch=4, frames=8, val_every=1000, val_batches=1, val_seconds=2.0, warmup=2,
+                      loss="bce")
+    tr = Trainer(spec, train, valid, cfg, tmp_path / "b", init=tmp_path / "a.npz")
+    start = _params(tr)
+    copied = ["in_shift", "in_scale", "conv1", "conv2", "conv3", "conv4", "dense"]
+    assert tr.init["layers"] == copied
+    for k, v in start.items():
+        if k.split("/")[0] in copied:
+            np.testing.assert_array_equal(v, saved["param/" + k], err_msg=k)
+    assert start["head/kernel"].shape == (16, 1)  # the head is the detector's own, freshly initialised
+    tr.run(progress=False, out=tmp_path / "b.npz")
+    assert checkpoint.load(tmp_path / "b.npz")[1]["training"]["init"]["layers"] == copied
+    # convolutions of another width cannot be lent: one line, exit 2
+    (vad / "vocal-activity.toml").write_text((vad / "vocal-activity.toml").read_text()
+                                             .replace("conv_channels = 4", "conv_channels = 6"))
+    capsys.readouterr()
+    assert main(["train", "--target", "vocal-activity", "--targets-dir", str(vad), "--musdb-root", "/nonexistent",
+                 "--is-wav", "-q", "--init", str(tmp_path / "a.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "convolutions differ" in err[0]
+
+
 def test_train_errors(data, tdir, capsys):
     assert main(["train", "--target", "vocals"]) == 2
     assert "--musdb-root" in capsys.readouterr().err
