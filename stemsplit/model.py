@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from .errors import TargetError
@@ -54,6 +55,13 @@ class ModelConfig:
         second convolution at the window's centre frame. Its logits are added to the dense head's, which stays
         as a global (whole-spectrum) term. It looks at the centre frame only, so the receptive field stays 25
         frames and the fully convolutional, sliding-window and streaming passes stay exact. Mask targets only.
+    harmonics : tuple of float
+        Extra input channels that line up each bin with its harmonic relatives (empty = none): for a ratio ``r``,
+        the channel at bin ``k`` holds the standardised input at frequency ``r`` times bin ``k``'s (linearly
+        interpolated; zero above the top bin). With ``(0.5, 2, 3)`` the first convolution sees, at a note's
+        second harmonic, the fundamental below it, and at the fundamental, its harmonics above: pitch
+        relations that the 3x3 convolutions and 3x pools cannot reach at full resolution in the low band. A
+        per-frame operation, so every pass stays exact.
     """
 
     conv_channels: int = 16
@@ -65,8 +73,13 @@ class ModelConfig:
     leaky_slope: float = 0.01
     local_head: bool = False
     decoder: int = 0
+    harmonics: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "harmonics", tuple(float(r) for r in self.harmonics))
+        if any(not 0.0 < r <= 8.0 or r == 1.0 for r in self.harmonics):
+            raise TargetError(f"model harmonics must be frequency ratios in (0, 8] other than 1, got "
+                              f"{list(self.harmonics)}")
         if self.n_bins % 9:
             raise TargetError(f"model n_bins must be a multiple of 9 (two 3x pools), got {self.n_bins}")
         for name in ("conv_channels", "dense_units", "outputs"):
@@ -96,6 +109,8 @@ PRESETS: dict[str, dict] = {
     # the article's trunk with a frequency decoder (see ModelConfig.decoder): per-bin masks at full resolution
     "article-dec": {"conv_channels": 16, "dense_units": 64, "decoder": 16},
     "small-dec": {"conv_channels": 8, "dense_units": 32, "decoder": 8},
+    # small-dec plus harmonic input channels (see ModelConfig.harmonics): pitch relations for bass
+    "small-dec-h": {"conv_channels": 8, "dense_units": 32, "decoder": 8, "harmonics": (1 / 3, 0.5, 2.0, 3.0)},
     # for smoke tests of the CLI and pipeline: tiny and fast, never shipped as a trained model
     "tiny": {"conv_channels": 2, "dense_units": 4},
 }
@@ -141,6 +156,18 @@ _FULL_RES_LAYERS = _STREAM_LAYERS[:[name for name, _, _ in _STREAM_LAYERS].index
 #: the window's centre is input row ``receptive_field() // 2`` (12 of 25), and row ``r`` after conv2 is centred
 #: on input row ``r + 2`` (half the rows conv1 and conv2 consume), so the centre is conv2's row 10
 LOCAL_OFFSET = receptive_field() // 2 - _rows_consumed(_FULL_RES_LAYERS) // 2
+
+
+def _at_ratio(z: jax.Array, ratio: float) -> jax.Array:
+    """``z`` (..., freq) read at ``ratio`` times each bin's frequency: linear interpolation between bins, zero
+    above the top bin."""
+    n = z.shape[-1]
+    pos = np.arange(n) * ratio
+    lo = np.minimum(np.floor(pos).astype(np.int32), n - 1)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (pos - lo).astype(np.float32)
+    inside = (pos <= n - 1).astype(np.float32)
+    return (jnp.take(z, lo, axis=-1) * (1.0 - w) + jnp.take(z, hi, axis=-1) * w) * inside
 
 
 def _conv(x: jax.Array, conv: nnx.Conv, dilation: int) -> jax.Array:
@@ -195,7 +222,7 @@ class MaskCNN(nnx.Module):
         c = config.conv_channels
         self.in_shift = nnx.Param(jnp.zeros((config.n_bins,), jnp.float32))
         self.in_scale = nnx.Param(jnp.ones((config.n_bins,), jnp.float32))
-        self.conv1 = nnx.Conv(1, c, (3, 3), rngs=rngs)
+        self.conv1 = nnx.Conv(1 + len(config.harmonics), c, (3, 3), rngs=rngs)
         self.conv2 = nnx.Conv(c, c, (3, 3), rngs=rngs)
         self.conv3 = nnx.Conv(c, c, (3, 3), rngs=rngs)
         self.conv4 = nnx.Conv(c, c, (3, 3), rngs=rngs)
@@ -212,13 +239,20 @@ class MaskCNN(nnx.Module):
         self.conv_dropout = nnx.Dropout(config.conv_dropout)
         self.dense_dropout = nnx.Dropout(config.dense_dropout)
 
+    def features(self, x: jax.Array) -> jax.Array:
+        """The first convolution's input (..., time, freq, channels) from features (..., time, freq):
+        standardised, plus the harmonic channels (:attr:`ModelConfig.harmonics`)."""
+        z = (x - self.in_shift[...]) * self.in_scale[...]
+        chans = [z] + [_at_ratio(z, r) for r in self.config.harmonics]
+        return jnp.stack(chans, axis=-1)
+
     def _trunk(self, x: jax.Array, dilated: bool, rngs: nnx.Rngs | None) -> tuple[jax.Array, jax.Array]:
         """Convolutions and pools (:data:`_STREAM_LAYERS`); x is (batch, time, freq) features. Returns the
         pooled maps (batch, time', freq/9, ch) and the full-resolution maps after conv2 (batch, time - 4, freq,
         ch). ``dilated``: the fully convolutional form (pools of stride 1, later layers dilated); otherwise the
         per-window form (undilated, pools of stride 3 along time)."""
         act = lambda h: jax.nn.leaky_relu(h, self.config.leaky_slope)  # noqa: E731
-        h = ((x - self.in_shift[...]) * self.in_scale[...])[..., None]
+        h = self.features(x)
         full = None
         for name, kind, d in _STREAM_LAYERS:
             if kind == "conv":
@@ -281,7 +315,7 @@ class MaskCNN(nnx.Module):
 def stream_init(model: MaskCNN) -> list[jax.Array]:
     """Zeroed per-layer input tails for :func:`stream_apply` (batch 1); the last one holds conv2's latest
     :data:`LOCAL_OFFSET` output rows, the window centres of frames still waiting for the rest of their window."""
-    c, f, ch = model.config.conv_channels, model.config.n_bins, 1
+    c, f, ch = model.config.conv_channels, model.config.n_bins, 1 + len(model.config.harmonics)
     shapes = []
     for _, kind, d in _STREAM_LAYERS:  # each layer's input: 2 * d rows, the current frequency size and channels
         shapes.append((2 * d, f, ch))
@@ -317,7 +351,7 @@ def stream_apply(model: MaskCNN, tails: list[jax.Array], x: jax.Array,
     tails : list of jax.Array
     """
     act = lambda h: jax.nn.leaky_relu(h, model.config.leaky_slope)  # noqa: E731
-    h = ((x - model.in_shift[...]) * model.in_scale[...])[None, :, :, None]
+    h = model.features(x)[None]
     new_tails = []
     for (name, kind, d), tail in zip(_STREAM_LAYERS, tails[:-1], strict=True):
         inp = jnp.concatenate([tail, h], axis=1)

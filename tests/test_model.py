@@ -29,7 +29,7 @@ _SLOW = pytest.mark.slow
 @pytest.mark.slow
 @pytest.mark.parametrize("preset,outputs", [("article", 513), ("small", 513), ("article", 1),
                                             ("article-local", 513), ("small-local", 513),
-                                            ("article-dec", 513), ("small-dec", 513)])
+                                            ("article-dec", 513), ("small-dec", 513), ("small-dec-h", 513)])
 def test_fully_convolutional_equals_sliding_window(preset, outputs):
     m = _model(preset, seed=3, outputs=outputs)
     # random biases too, so every layer matters
@@ -89,6 +89,25 @@ def test_bad_config():
         model_config("article-dec", outputs=1)
     with pytest.raises(TargetError):
         model_config(decoder=-1)
+    for bad in ((1.0,), (0.0,), (-2.0,), (9.0,)):
+        with pytest.raises(TargetError):
+            model_config(harmonics=bad)
+
+
+def test_harmonic_channels_read_the_input_at_frequency_ratios():
+    m = _model("tiny", seed=2, harmonics=(0.5, 2.0))
+    assert m.conv1.kernel.shape == (3, 3, 3, 2)
+    m.in_shift[...] = jnp.zeros(513)
+    m.in_scale[...] = jnp.ones(513)
+    x = np.zeros((1, 1, 513), np.float32)
+    x[0, 0, 100] = 1.0
+    f = np.asarray(m.features(jnp.asarray(x)))[0, 0]  # (513, 3)
+    np.testing.assert_array_equal(f[:, 0], x[0, 0])
+    # ratio 0.5: bin k reads bin k / 2, so bin 200 (the octave above) sees bin 100, half of bins 199 and 201
+    assert f[200, 1] == 1.0 and f[199, 1] == f[201, 1] == 0.5 and f[:198, 1].max() == 0.0
+    # ratio 2: bin 50 reads bin 100; bins above 256 read beyond the top and hold zero
+    assert f[50, 2] == 1.0 and np.count_nonzero(f[:, 2]) == 1
+    assert model_config("small-dec-h").harmonics == (1 / 3, 0.5, 2.0, 3.0)
 
 
 @pytest.mark.slow
