@@ -178,13 +178,32 @@ def _conv(x: jax.Array, conv: nnx.Conv, dilation: int) -> jax.Array:
     return y + conv.bias[...]
 
 
-def _freq_conv(x: jax.Array, conv: nnx.Conv) -> jax.Array:
-    """Convolution along frequency only (kernel (1, 3), same padding); x is (..., freq, ch)."""
+def _freq_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Convolution along frequency only (kernel (1, 3, in, out), same padding, no bias); x is (..., freq, ch).
+
+    The frames go along the image's height (one image), not the batch axis, the layout XLA's CPU convolution
+    runs fastest (docs/design.md)."""
     lead = x.shape[:-2]
     y = jax.lax.conv_general_dilated(
-        x.reshape((-1, 1) + x.shape[-2:]), conv.kernel[...], window_strides=(1, 1), padding=((0, 0), (1, 1)),
+        x.reshape((1, -1) + x.shape[-2:]), kernel, window_strides=(1, 1), padding=((0, 0), (1, 1)),
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return (y + conv.bias[...]).reshape(lead + y.shape[-2:])
+    return y.reshape(lead + y.shape[-2:])
+
+
+def _up3_freq_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """``_freq_conv(jnp.repeat(x, 3, axis=-2), kernel)``, computed at ``x``'s resolution.
+
+    With ``u = repeat(x, 3)``, output bin ``3i + j`` sees ``u`` at ``3i + j - 1 .. 3i + j + 1``: for ``j = 0``
+    that is ``x[i - 1], x[i], x[i]``, for ``j = 1`` three times ``x[i]``, for ``j = 2`` ``x[i], x[i], x[i + 1]``.
+    So one convolution of ``x`` with three output phases per bin (taps summed where they read the same bin)
+    gives every output bin, with a third of the positions and no upsampled copy."""
+    w0, w1, w2 = kernel[0, 0], kernel[0, 1], kernel[0, 2]
+    z = jnp.zeros_like(w0)
+    phases = jnp.stack([jnp.concatenate([w0, z, z], -1),
+                        jnp.concatenate([w1 + w2, w0 + w1 + w2, w0 + w1], -1),
+                        jnp.concatenate([z, z, w2], -1)])[None]
+    y = _freq_conv(x, phases)  # (..., n, 3 * out): the three output bins of each input bin
+    return y.reshape(y.shape[:-2] + (y.shape[-2] * 3, kernel.shape[-1]))
 
 
 def _freq_pool(x: jax.Array) -> jax.Array:
@@ -272,10 +291,13 @@ class MaskCNN(nnx.Module):
         if self.local is not None:
             logits = logits + self.local(centre)[..., 0]
         if self.config.decoder:
-            up = lambda v: jnp.repeat(v, 3, axis=-2)  # noqa: E731
-            d = act(_freq_conv(h, self.dec3))
-            d = act(_freq_conv(jnp.concatenate([up(d), _freq_pool(centre)], axis=-1), self.dec2))
-            d = act(_freq_conv(jnp.concatenate([up(d), centre], axis=-1), self.dec1))
+            # each stage convolves [upsampled previous stage, skip] concatenated on channels; computed as the
+            # sum of the two parts' convolutions (the kernel split by input channel), the upsampled part at
+            # the lower resolution (_up3_freq_conv): the same function, without the concatenated copies
+            d = act(_freq_conv(h, self.dec3.kernel[...]) + self.dec3.bias[...])
+            for conv, skip in ((self.dec2, _freq_pool(centre)), (self.dec1, centre)):
+                k, n = conv.kernel[...], d.shape[-1]
+                d = act(_up3_freq_conv(d, k[:, :, :n]) + _freq_conv(skip, k[:, :, n:]) + conv.bias[...])
             logits = logits + self.dec_out(d)[..., 0]
         return logits
 
