@@ -2,7 +2,8 @@
 # How the shipped checkpoints are trained (2 CPU cores; resumable: rerun the same line after a stop).
 #
 #   bash scripts/train_shipped.sh corpus                 # once: stage the real corpus (scripts/stage_corpus.py)
-#   bash scripts/train_shipped.sh TARGET STEPS           # e.g. vocals 15000, drums 15000, vocal-activity 4000
+#   bash scripts/train_shipped.sh TARGET STEPS [ARGS]    # e.g. vocals 15000, drums 6000, other 6000; extra ARGS go to
+#                                                        # stemsplit train (vocal-activity 2000 --init checkpoints/vocals.npz --lr 1e-3)
 #   TARGETS_DIR=DIR bash scripts/train_shipped.sh ...    # train DIR/TARGET.toml (a new model for a shipped target)
 #
 # Data (read by path, never copied into the repository; see docs/data.md):

@@ -26,8 +26,8 @@ MIN_GAIN_DB = {"vocals": 3.3, "drums": 1.2, "bass": 3.0, "other": 1.5}
 SHA256 = {
     "bass": "03b8fb1b007aa04f43bd9d9df61bac713e6518f07c3d390dd2ad4302cfd8c072",
     "drums": "4c52901aa7b685ac1fd7b2f07a982fc10109c2d45fdd755473d8b85eccdad735",
-    "other": "899a100bb6ed88530dfe7d787cffeffbaa738df9ea9e54c1aa25d516a6074f73",
-    "vocal-activity": "7db52bd1e4d1160777a441542455aeaab466e2756a4a9f9a9af8e82ae91f22fc",
+    "other": "000a8086f3f4923afdf9d3bdb6568d295a06e7ccbf0ca6c5d427f15967692780",
+    "vocal-activity": "ab0a779fd64df14bf7b10ea77a2f0a044b23dc73e33df52388d571515bff2bdc",
     "vocals": "da7c05002d607610a378d516e09e860346846a85c406e4366a35368fd3255517",
 }
 
