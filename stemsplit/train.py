@@ -29,9 +29,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from . import checkpoint
 from .data.dataset import AugmentConfig, ExampleSampler
 from .data.tracks import Track, split_tracks
-from .errors import CheckpointError, DataError, OptionError
+from .errors import CheckpointError, DataError, OptionError, StemsplitError
 from .evaluate import calibrate_checkpoint, quick_sdr, target_excerpt
-from .model import MaskCNN
+from .model import MaskCNN, ModelConfig
 from .targets import TargetSpec
 
 __all__ = ["TrainConfig", "Trainer", "make_optimizer", "loss_fn", "train_step", "train", "plot_metrics"]
@@ -314,7 +314,11 @@ class Trainer:
         arrays, meta = checkpoint.load(path)
         if meta.get("kind") != "train-state":
             raise CheckpointError(f"{path} is not a training state.")
-        if meta["target"]["model"] != self.spec.model.to_dict() or meta["target"]["task"] != self.spec.task:
+        try:  # as a config, not a dict: settings added since the state was written take their defaults
+            same = ModelConfig(**meta["target"]["model"]) == self.spec.model
+        except (TypeError, StemsplitError):
+            same = False
+        if not same or meta["target"]["task"] != self.spec.task:
             raise CheckpointError(f"{path} was trained with a different model for {self.spec.name!r}.")
         saved = meta["config"]
         for k in ("batch", "frames", "loss", "seed", "steps", "ema"):

@@ -14,7 +14,7 @@ from flax import nnx
 from stemsplit import checkpoint
 from stemsplit.cli import main
 from stemsplit.data.tracks import split_tracks
-from stemsplit.errors import OptionError
+from stemsplit.errors import CheckpointError, OptionError
 from stemsplit.model import MaskCNN, model_config
 from stemsplit.targets import get_target, is_shipped_checkpoint, load_spec, shipped_checkpoint_dirs
 from stemsplit.train import (
@@ -274,6 +274,21 @@ def test_init_fine_tunes_from_a_checkpoint(data, tdir, tmp_path, capsys):
     assert main(base + ["--targets-dir", str(tdir), "--init", str(tmp_path / "missing.npz")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such checkpoint" in err[0]
+
+
+def test_resume_takes_a_state_written_before_a_model_setting_existed(data, tdir, tmp_path):
+    tr = _trainer(data, tdir, tmp_path / "run", steps=4)
+    tr.run(progress=False, until=2)
+    arrays, meta = checkpoint.load(tmp_path / "run" / "state.npz")
+    del meta["target"]["model"]["harmonics"]  # a setting added after the run started, at its default
+    meta.pop("sha256", None)
+    checkpoint.save(tmp_path / "run" / "state.npz", arrays, meta)
+    again = _trainer(data, tdir, tmp_path / "run", steps=4, resume=True)
+    assert again.step == 2
+    meta["target"]["model"]["conv_channels"] += 1  # a different model is still refused
+    checkpoint.save(tmp_path / "run" / "state.npz", arrays, meta)
+    with pytest.raises(CheckpointError, match="different model"):
+        _trainer(data, tdir, tmp_path / "run", steps=4, resume=True)
 
 
 def test_init_transfers_convolutions_to_another_task(data, tdir, tmp_path, capsys):
