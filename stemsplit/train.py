@@ -262,6 +262,7 @@ class Trainer:
         if not (self.run_dir / "state.npz").exists():
             if init is not None:
                 self.init = _init_from(model, spec, init)
+            # standardise the inputs from the data unless the start checkpoint lent its own statistics
             if init is None or "in_shift" not in self.init.get("layers", ["in_shift"]):
                 set_input_stats(model, self.sampler, config.seed)
         model.train()
