@@ -509,7 +509,8 @@ TRANSFER_LAYERS = ("in_shift", "in_scale", "conv1", "conv2", "conv3", "conv4", "
 
 
 def _param_arrays(model) -> dict[str, np.ndarray]:
-    return {k[len("param/"):]: v for k, v in checkpoint.tree_to_arrays(nnx.state(model, nnx.Param), "param/").items()}
+    """A model's parameters by name (``conv1/kernel``, ...)."""
+    return checkpoint.tree_to_arrays(nnx.state(model, nnx.Param))
 
 
 def check_init(spec: TargetSpec, path: str | os.PathLike):
@@ -542,8 +543,7 @@ def _init_from(model: MaskCNN, spec: TargetSpec, path: str | os.PathLike) -> dic
         src = _param_arrays(loaded)
         mine = _param_arrays(model)
         mine.update({k: v for k, v in src.items() if k in mine and k.split("/")[0] in layers})
-        state = nnx.state(model, nnx.Param)
-        nnx.update(model, checkpoint.arrays_to_tree(state, {"param/" + k: v for k, v in mine.items()}, "param/"))
+        nnx.update(model, checkpoint.arrays_to_tree(nnx.state(model, nnx.Param), mine))
     training = meta.get("training") or {}
     return {"path": os.path.basename(os.fspath(path)), "sha256": meta.get("sha256"),
             "step": training.get("step"), "data": training.get("data"),
