@@ -37,13 +37,13 @@ def measure(spec, train, valid, frames: int, batch: int, steps: int, run_dir: Pa
     x, y = tr.sampler.batch(0, 0, batch)
     xg, yg = tr._global(x), tr._global(y)
     key = jax.random.key(0)
-    params, opt = tr.params, tr.opt_state
-    for _ in range(3):
-        params, opt, loss = tr._step(params, opt, xg, yg, key)
+    params, opt, ema = tr.params, tr.opt_state, tr.ema
+    for i in range(3):
+        params, opt, ema, loss = tr._step(params, opt, ema, xg, yg, key, jnp.asarray(i, jnp.float32))
     jnp.asarray(loss).block_until_ready()
     t0 = time.perf_counter()
-    for _ in range(steps):
-        params, opt, loss = tr._step(params, opt, xg, yg, key)
+    for i in range(steps):
+        params, opt, ema, loss = tr._step(params, opt, ema, xg, yg, key, jnp.asarray(3 + i, jnp.float32))
     jnp.asarray(loss).block_until_ready()
     step_s = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()
