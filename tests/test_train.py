@@ -378,3 +378,15 @@ def test_sigterm_saves_the_state_and_resume_continues(data, tdir, tmp_path):
                  TrainConfig(steps=100000, batch=2, frames=8, val_every=100000, loss="wbce", ema=0.999),
                  run, resume=True)
     assert tr.step == step
+
+
+def test_bench_train_drives_the_current_training_step(data, tdir, tmp_path):
+    # benchmarks/bench_train.py calls the trainer's jitted step directly: it must keep up with its signature
+    import importlib.util
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_train.py"
+    mod_spec = importlib.util.spec_from_file_location("bench_train", path)
+    bench = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(bench)
+    train, valid = split_tracks([data], is_wav=True)
+    r = bench.measure(load_spec(tdir / "vocals.toml"), train, valid, frames=4, batch=2, steps=1, run_dir=tmp_path)
+    assert r["step_s"] > 0 and r["data_s"] > 0 and r["target_frames_per_step"] == 8
