@@ -310,7 +310,10 @@ class StemMaker:
             est = masks.wiener(m, rest, spec)
             targets = [spectral.overlap_add(e, grid, lo, total, a, b) for e in est]
         else:  # one stem at a time keeps the inverse transform's buffers to one stem's size
-            targets = [spectral.overlap_add(mk[None] * spec, grid, lo, total, a, b) for mk in m]
+            # products in the spectrum's frame-by-frame memory order, which the inverse transform reads without a copy
+            frames_first = np.swapaxes(spec, -1, -2)
+            targets = [spectral.overlap_add(np.swapaxes(mk.T[None] * frames_first, -1, -2), grid, lo, total, a, b)
+                       for mk in m]
         out = list(targets)
         if self.residual:
             out.append(mix - np.sum(targets, axis=0) if targets else mix)

@@ -150,6 +150,9 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
         total = scores.sum(axis=0)
         masks = scores / (np.maximum(total, 1e-12) if exhaustive else np.maximum(total, 1.0))
         return masks, np.clip(1.0 - masks.sum(axis=0), 0.0, 1.0)
+    if k == 1 and not exhaustive:  # one target (the vocals-only path): its claims are its mask, whatever the rule
+        owned = scores[0] >= np.float32(thresholds[0])
+        return owned[None].astype(np.float32), (~owned).astype(np.float32)
     prio = np.arange(k)[::-1] if priorities is None else np.asarray(priorities)
     order = np.argsort(-prio, kind="stable")  # argmax takes the first maximum: put high priority first
     ranked = scores[order]

@@ -171,13 +171,15 @@ def stft(segment: np.ndarray, grid: Grid) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        Complex spectrum, shape ``(channels, grid.n_bins, frames)``, complex64.
+        Complex spectrum, shape ``(channels, grid.n_bins, frames)``, complex64. Its memory runs frame by frame
+        (the transform's own layout, a transposed view rather than a copy), which :func:`overlap_add` reads back
+        without a copy.
     """
     segment = np.ascontiguousarray(segment, dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(segment, grid.n_fft, axis=-1)[..., ::grid.hop, :]
     # scipy's transform keeps float32 (numpy's forward transform was the slower of the two on these shapes)
-    spec = scipy.fft.rfft(frames * grid.window, axis=-1)  # (channels, frames, bins)
-    return np.ascontiguousarray(np.swapaxes(spec, -1, -2), dtype=np.complex64)
+    spec = scipy.fft.rfft(frames * grid.window, axis=-1, overwrite_x=True)  # (channels, frames, bins)
+    return np.swapaxes(spec.astype(np.complex64, copy=False), -1, -2)
 
 
 def signal_stft(audio: np.ndarray, grid: Grid) -> np.ndarray:
@@ -228,8 +230,9 @@ def overlap_add(spec: np.ndarray, grid: Grid, first: int, total_frames: int, out
     if first > lo or first + count < hi or first < 0 or first + count > total_frames:
         raise ValueError(f"frames {first}..{first + count} given; samples {out_start}..{out_stop} need {lo}..{hi} "
                          f"(of {total_frames})")
-    # transform along a contiguous last axis: (..., count, bins) -> (..., count, n_fft)
-    frames = np.fft.irfft(np.ascontiguousarray(np.swapaxes(spec, -1, -2)), n=grid.n_fft, axis=-1)
+    # transform along the bins: (..., count, bins) -> (..., count, n_fft); contiguous for a spectrum laid out as
+    # stft() gives it; scipy keeps float32
+    frames = scipy.fft.irfft(np.swapaxes(spec, -1, -2), n=grid.n_fft, axis=-1)
     frames = frames.astype(np.float32, copy=False)
     frames *= grid.window
     numer = _ola(frames, grid.hop)

@@ -101,6 +101,12 @@ def test_single_target_threshold():
     m, r = masks.combine(scores, thresholds=[0.5])
     np.testing.assert_array_equal(m[0], [[0, 1, 1]])
     np.testing.assert_array_equal(r, [[1, 0, 0]])
+    assert m.dtype == r.dtype == np.float32 and m.shape == scores.shape
+    for rule in ("lead", "priority", "score"):  # one target: every rule gives its claims
+        np.testing.assert_array_equal(masks.combine(scores, thresholds=[0.5], rule=rule)[0], m)
+    m, r = masks.combine(scores, thresholds=[0.5], exhaustive=True)  # no residual: the one target takes all
+    np.testing.assert_array_equal(m[0], [[1, 1, 1]])
+    np.testing.assert_array_equal(r, [[0, 0, 0]])
 
 
 def test_soft_masks_sum_to_one():
