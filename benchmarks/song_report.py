@@ -65,15 +65,14 @@ def main(out: Path, songs: list[Path], start: float = 0.0) -> None:
 
 
 if __name__ == "__main__":
+    import argparse
+
     root = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    args = sys.argv[1:]
-    if not args:
-        raise SystemExit(__doc__)
-    start = 0.0
-    if "--start" in args:
-        i = args.index("--start")
-        start = float(args[i + 1])
-        del args[i:i + 2]
-    songs = [Path(a) for a in args[1:]] or sorted((root / "songs").glob("*.mp3")) + sorted(
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", type=Path, help="folder for the stems and figures")
+    ap.add_argument("songs", nargs="*", type=Path, help="audio files (default: the shared example songs)")
+    ap.add_argument("--start", type=float, default=0.0, help="seconds into each song where the figure starts")
+    a = ap.parse_args()
+    songs = a.songs or sorted((root / "songs").glob("*.mp3")) + sorted(
         (root / "real-material" / "songs").glob("*.ogg"))
-    main(Path(args[0]), songs, start)
+    main(a.out, songs, a.start)
