@@ -9,7 +9,6 @@ spectrogram, each target's mask scores (model band) and the binary masks under t
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
