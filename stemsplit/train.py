@@ -590,7 +590,8 @@ def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool 
     """
     train_tracks, valid = split_tracks(roots, is_wav=is_wav, valid_names=valid_tracks, shares=shares)
     share_note = f" (shares {', '.join(map(str, shares))})" if shares else ""
-    note = (f"{len(train_tracks)} training tracks from {', '.join(str(r) for r in roots)}{share_note}; "
+    # folder names, not paths: the note travels inside checkpoints that are shared and shipped
+    note = (f"{len(train_tracks)} training tracks from folders {', '.join(Path(r).name for r in roots)}{share_note}; "
             f"validation: {', '.join(t.name for t in valid) or 'none'}")
     trainer = Trainer(spec, train_tracks, valid, config, run_dir, resume=resume, data_note=note, init=init)
     return trainer.run(out=out, progress=progress)

@@ -211,7 +211,10 @@ def test_cli_trains_a_new_target_from_a_toml_and_separates_with_it(data, tdir, t
             "--frames", "8", "--run-dir", str(run), "--targets-dir", str(tdir), "-q"]
     assert main(argv) == 0
     out = run / "piano.npz"  # no --out: the run folder, never the package's checkpoints
-    assert checkpoint.load_model(out)[1].name == "piano"
+    model, spec, meta = checkpoint.load_model(out)
+    assert spec.name == "piano"
+    # provenance names the data folders, never this machine's paths
+    assert f"from folders {data.name}" in meta["training"]["data"] and str(data.parent) not in meta["training"]["data"]
     assert _shipped_files() == before
     assert main(["train", "--plot", str(run)]) == 0 and (run / "curves.png").stat().st_size > 1000
     sep_out = tmp_path / "sep"
