@@ -27,12 +27,21 @@ steps=$2
 shift 2
 extra=()
 case "$target" in
-  vocals|vocal-activity)
+  vocals)
+    # the shipped vocals model's data: the corpus before the mdb and musdb7 roots were added
+    roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mir1k"
+           --musdb-root "$CORPUS/instrumental")
+    shares=0.35,0.3,0.25,0.1 ;;
+  vocal-activity)
     roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mdb"
            --musdb-root "$CORPUS/musdb7" --musdb-root "$CORPUS/mir1k" --musdb-root "$CORPUS/instrumental")
     shares=0.25,0.15,0.05,0.25,0.2,0.1
-    # vocal activity: a quarter of the examples are real accompaniment alone ("no voice here")
-    if [ "$target" = vocal-activity ]; then extra=(--drop-target 0.25); fi ;;
+    # a quarter of the examples are real accompaniment alone ("no voice here")
+    extra=(--drop-target 0.25) ;;
+  drums)
+    # the shipped drums model's data: the album and the MedleyDB excerpts
+    roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems")
+    shares=0.5,0.5 ;;
   *)
     roots=(--musdb-root "$CORPUS/eir" --musdb-root "$SHARED/real-stems" --musdb-root "$CORPUS/mdb"
            --musdb-root "$CORPUS/musdb7")
