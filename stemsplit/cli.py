@@ -283,7 +283,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     tracks = calibration_tracks(args.musdb_root, is_wav=args.is_wav, subset=args.subset,
                                 names=parse_target_list(args.tracks or "") or None, max_tracks=args.max_tracks)
     res = calibrate_checkpoint(args.checkpoint, tracks, seconds=args.seconds,
-                               data=f"{', '.join(map(str, args.musdb_root))} ({args.subset})")
+                               data=f"{', '.join(Path(r).name for r in args.musdb_root)} ({args.subset})")
     for t, v in res["sdr"].items():
         print(f"threshold {t:.2f}: mean quick SDR {v:6.2f} dB{'  <- best' if t == res['threshold'] else ''}")
     print(f"{args.checkpoint}: threshold {res['threshold']:.2f} from {len(res['tracks'])} tracks "

@@ -149,6 +149,7 @@ def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tin
                  "--seconds", "1.5"]) == 0
     _, _, meta = checkpoint.load_model(ck)
     assert meta["training"]["threshold"] == res["threshold"]
+    assert meta["training"]["calibration"]["data"] == f"{root.name} (test), first 1.5 s"  # a folder name, not a path
     assert LoadedTarget(replace(spec, threshold=None), model, ck, meta).spec.threshold == res["threshold"]
     assert LoadedTarget(replace(spec, threshold=0.65), model, ck, meta).spec.threshold == 0.65
     assert main(["calibrate", str(ck), "--musdb-root", str(root), "--is-wav", "--tracks", "nope"]) == 2
