@@ -458,6 +458,11 @@ class Trainer:
         """Validate, keep the best model; True when early stopping says stop."""
         metrics = self.validate()
         self._log({"step": self.step, **metrics})
+        if self.process == 0:
+            # every validated model is kept, so that a step can be chosen afterwards on other evidence than the
+            # run's own validation (e.g. BSSEval, or a threshold calibrated on songs the run never saw)
+            checkpoint.save_model(self.run_dir / "validated" / f"step-{self.step:06d}.npz", self.model(), self.spec,
+                                  training=self._summary(metrics))
         if not metrics:
             score = float(self.step)  # no validation data: the latest model is the best we know
         else:

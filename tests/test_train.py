@@ -76,6 +76,10 @@ def test_loss_falls(data, tdir, tmp_path):
     assert meta["calibration"]["tracks"] and meta["calibration"]["data"].startswith("training tracks")
     val = [r for r in rows if "val_sdr" in r]
     assert val and np.isfinite(val[-1]["val_sdr"])
+    # every validated model is kept beside the best, named by its step, with its validation in its metadata
+    kept = sorted((tmp_path / "run" / "validated").glob("step-*.npz"))
+    assert [p.name for p in kept] == [f"step-{r['step']:06d}.npz" for r in val]
+    assert checkpoint.load_model(kept[-1])[2]["training"]["val_sdr"] == val[-1]["val_sdr"]
 
 
 @pytest.mark.slow
