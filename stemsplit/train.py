@@ -12,6 +12,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -458,11 +459,11 @@ class Trainer:
         """Validate, keep the best model; True when early stopping says stop."""
         metrics = self.validate()
         self._log({"step": self.step, **metrics})
+        # every validated model is kept, so that a step can be chosen afterwards on other evidence than the run's
+        # own validation (e.g. BSSEval, or a threshold calibrated on songs the run never saw); the best is a copy
+        kept = self.run_dir / "validated" / f"step-{self.step:06d}.npz"
         if self.process == 0:
-            # every validated model is kept, so that a step can be chosen afterwards on other evidence than the
-            # run's own validation (e.g. BSSEval, or a threshold calibrated on songs the run never saw)
-            checkpoint.save_model(self.run_dir / "validated" / f"step-{self.step:06d}.npz", self.model(), self.spec,
-                                  training=self._summary(metrics))
+            checkpoint.save_model(kept, self.model(), self.spec, training=self._summary(metrics))
         if not metrics:
             score = float(self.step)  # no validation data: the latest model is the best we know
         else:
@@ -472,8 +473,8 @@ class Trainer:
         if score > self.best:
             self.best, self.bad_evals = score, 0
             if self.process == 0:
-                checkpoint.save_model(self.run_dir / "best.npz", self.model(), self.spec,
-                                      training=self._summary(metrics))
+                with checkpoint.atomic_path(self.run_dir / "best.npz", ".npz") as tmp:
+                    shutil.copyfile(kept, tmp)
         else:
             self.bad_evals += 1
         return bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
