@@ -324,12 +324,26 @@ def calibrate_threshold(loaded, tracks: Sequence, *, seconds: float = 30.0,
     dict
         ``{"threshold": best, "sdr": {threshold: mean quick SDR}, "tracks": [names]}``.
     """
-    from .separate import Separator
-
     if loaded.spec.task != "mask":
         raise OptionError(f"Target {loaded.spec.name!r} is not a mask target; only mask thresholds are calibrated.")
+    sdr, names = threshold_sdr(loaded, tracks, seconds=seconds, candidates=candidates)
+    if not names:
+        raise OptionError(f"No track with a non-silent {loaded.spec.name!r} target to calibrate on.")
+    mean = {t: float(np.mean(v)) for t, v in sdr.items()}
+    return {"threshold": max(mean, key=mean.get), "sdr": mean, "tracks": names}
+
+
+def threshold_sdr(loaded, tracks: Sequence, *, seconds: float,
+                  candidates: Sequence[float]) -> tuple[dict[float, list[float]], list[str]]:
+    """Quick SDR of a mask target's binary-mask separation at each candidate threshold, per track (first
+    ``seconds``; tracks whose target is silent are skipped). The model runs once per track.
+
+    Returns ``({threshold: [sdr per track]}, [track names])``.
+    """
+    from .separate import Separator
+
     sep = Separator(loaded=[loaded], residual=False)
-    sdr = {float(t): [] for t in candidates}
+    sdr: dict[float, list[float]] = {float(t): [] for t in candidates}
     names = []
     for track in tracks:
         pair = target_excerpt(track, loaded.spec.stems, seconds)
@@ -343,10 +357,7 @@ def calibrate_threshold(loaded, tracks: Sequence, *, seconds: float = 30.0,
             m, _ = masks.combine_on_grid(scores, g.n_bins, thresholds=[t], priorities=[0])
             sdr[t].append(quick_sdr(ref, spectral.istft(m[0][None] * spec, g, mix.shape[-1])))
         names.append(track.name)
-    if not names:
-        raise OptionError(f"No track with a non-silent {loaded.spec.name!r} target to calibrate on.")
-    mean = {t: float(np.mean(v)) for t, v in sdr.items()}
-    return {"threshold": max(mean, key=mean.get), "sdr": mean, "tracks": names}
+    return sdr, names
 
 
 def calibrate_checkpoint(path: str | os.PathLike, tracks: Sequence, *, seconds: float = 30.0,

@@ -368,11 +368,35 @@ class Trainer:
             correct.append(np.mean((np.asarray(logits) >= 0) == (y >= 0.5)))
         out = {"val_loss": float(np.mean(losses))}
         if self.spec.task == "mask":
-            out["val_sdr"] = self.validation_sdr()
+            # binary masks at the target's threshold (``val_sdr``, what picks the best model) and at a few others:
+            # the best threshold drifts as a model trains, and a step is best judged at its own (docs/training.md)
+            by_threshold = self.validation_sdr_by_threshold()
+            out["val_sdr"] = by_threshold[self._val_threshold()]
+            out["val_sdr_by_threshold"] = {f"{t:.2f}": v for t, v in by_threshold.items()}
             out["val_sdr_soft"] = self.validation_sdr(mask="soft")
         else:
             out["val_accuracy"] = float(np.mean(correct))
         return out
+
+    #: binary-mask thresholds validated besides the target's own
+    VAL_THRESHOLDS = (0.3, 0.4, 0.5)
+
+    def _val_threshold(self) -> float:
+        """The target file's threshold, else the default (a run has no calibrated one until its end)."""
+        from .engine import DEFAULT_THRESHOLD
+
+        return float(DEFAULT_THRESHOLD if self.spec.threshold is None else self.spec.threshold)
+
+    def validation_sdr_by_threshold(self) -> dict[float, float]:
+        """Median over validation tracks of the binary-mask quick SDR (first ``val_seconds``) at the target's
+        threshold and at :attr:`VAL_THRESHOLDS`; the model runs once per track."""
+        from .engine import LoadedTarget
+        from .evaluate import threshold_sdr
+
+        grid = sorted({*self.VAL_THRESHOLDS, self._val_threshold()})
+        sdr, names = threshold_sdr(LoadedTarget(self.spec, self.model(), None, {}), self.valid_tracks,
+                                   seconds=self.cfg.val_seconds, candidates=grid)
+        return {t: float(np.median(v)) if names else float("nan") for t, v in sdr.items()}
 
     def validation_sdr(self, mask: str = "binary") -> float:
         """Median over validation tracks of the quick SDR of the separated target (first ``val_seconds``)."""

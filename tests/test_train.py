@@ -76,6 +76,11 @@ def test_loss_falls(data, tdir, tmp_path):
     assert meta["calibration"]["tracks"] and meta["calibration"]["data"].startswith("training tracks")
     val = [r for r in rows if "val_sdr" in r]
     assert val and np.isfinite(val[-1]["val_sdr"])
+    # binary validation at several thresholds from one pass; val_sdr is the one at the default threshold, and it
+    # is what a separation of the validation tracks with that threshold scores
+    by_t = val[-1]["val_sdr_by_threshold"]
+    assert set(by_t) == {"0.30", "0.40", "0.50"} and by_t["0.50"] == val[-1]["val_sdr"]
+    assert abs(tr.validation_sdr() - tr.validation_sdr_by_threshold()[0.5]) < 1e-3
     # every validated model is kept beside the best, named by its step, with its validation in its metadata
     kept = sorted((tmp_path / "run" / "validated").glob("step-*.npz"))
     assert [p.name for p in kept] == [f"step-{r['step']:06d}.npz" for r in val]
