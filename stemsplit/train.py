@@ -370,10 +370,11 @@ class Trainer:
         if self.spec.task == "mask":
             # binary masks at the target's threshold (``val_sdr``, what picks the best model) and at a few others:
             # the best threshold drifts as a model trains, and a step is best judged at its own (docs/training.md)
-            by_threshold = self.validation_sdr_by_threshold()
-            out["val_sdr"] = by_threshold[self._val_threshold()]
+            loaded = self._loaded()
+            by_threshold = self.validation_sdr_by_threshold(loaded)
+            out["val_sdr"] = by_threshold[loaded.spec.threshold]
             out["val_sdr_by_threshold"] = {f"{t:.2f}": v for t, v in by_threshold.items()}
-            out["val_sdr_soft"] = self.validation_sdr(mask="soft")
+            out["val_sdr_soft"] = self.validation_sdr(mask="soft", loaded=loaded)
         else:
             out["val_accuracy"] = float(np.mean(correct))
         return out
@@ -381,29 +382,28 @@ class Trainer:
     #: binary-mask thresholds validated besides the target's own
     VAL_THRESHOLDS = (0.3, 0.4, 0.5)
 
-    def _val_threshold(self) -> float:
-        """The target file's threshold, else the default (a run has no calibrated one until its end)."""
-        from .engine import DEFAULT_THRESHOLD
+    def _loaded(self):
+        """The current (averaged) model as a separation target; its threshold is the target file's, else the
+        default (a run has no calibrated one until its end)."""
+        from .engine import LoadedTarget
 
-        return float(DEFAULT_THRESHOLD if self.spec.threshold is None else self.spec.threshold)
+        return LoadedTarget(self.spec, self.model(), None, {})
 
-    def validation_sdr_by_threshold(self) -> dict[float, float]:
+    def validation_sdr_by_threshold(self, loaded=None) -> dict[float, float]:
         """Median over validation tracks of the binary-mask quick SDR (first ``val_seconds``) at the target's
         threshold and at :attr:`VAL_THRESHOLDS`; the model runs once per track."""
-        from .engine import LoadedTarget
         from .evaluate import threshold_sdr
 
-        grid = sorted({*self.VAL_THRESHOLDS, self._val_threshold()})
-        sdr, names = threshold_sdr(LoadedTarget(self.spec, self.model(), None, {}), self.valid_tracks,
-                                   seconds=self.cfg.val_seconds, candidates=grid)
+        loaded = loaded or self._loaded()
+        grid = sorted({*self.VAL_THRESHOLDS, loaded.spec.threshold})
+        sdr, names = threshold_sdr(loaded, self.valid_tracks, seconds=self.cfg.val_seconds, candidates=grid)
         return {t: float(np.median(v)) if names else float("nan") for t, v in sdr.items()}
 
-    def validation_sdr(self, mask: str = "binary") -> float:
+    def validation_sdr(self, mask: str = "binary", loaded=None) -> float:
         """Median over validation tracks of the quick SDR of the separated target (first ``val_seconds``)."""
-        from .engine import LoadedTarget
         from .separate import Separator
 
-        sep = Separator(loaded=[LoadedTarget(self.spec, self.model(), None, {})], residual=False, mask=mask)
+        sep = Separator(loaded=[loaded or self._loaded()], residual=False, mask=mask)
         scores = []
         for t in self.valid_tracks:
             pair = target_excerpt(t, self.spec.stems, self.cfg.val_seconds)
