@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from stemsplit.model import MaskCNN, model_config
+from stemsplit.model import MaskCNN, model_config, receptive_field
 
 
 def model_time(preset: str, frames: int = 2048, repeats: int = 7) -> float:
@@ -24,7 +24,7 @@ def model_time(preset: str, frames: int = 2048, repeats: int = 7) -> float:
     m.eval()
     graphdef, state = nnx.split(m)
     f = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
-    x = jnp.asarray(np.random.default_rng(0).standard_normal((1, frames + 24, 513)).astype(np.float32))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((1, frames + receptive_field(m.config) - 1, 513)).astype(np.float32))
     f(state, x).block_until_ready()
     times = []
     for _ in range(repeats):

@@ -125,19 +125,27 @@ class ModelRunner:
 
     (A ``vmap`` over stacked parameters turns the convolutions into batched-kernel convolutions, which XLA's
     CPU backend runs about 15x slower than one plain convolution per model; see docs/performance.md.)
-    Inputs are padded to :func:`bucket` sizes so each compiles once.
+    Inputs are padded to :func:`bucket` sizes so each compiles once. Models may see different spans of context
+    (:func:`stemsplit.model.receptive_field`): the features carry the widest, and each model reads the middle
+    of them it needs.
     """
 
     def __init__(self, models: Sequence[MaskCNN]):
         split = [nnx.split(m) for m in models]
         self.graphdefs = tuple(g for g, _ in split)
         self.states = tuple(s for _, s in split)
-        self.context = model_lib.receptive_field() - 1  # rows of context the features carry beyond the frames
+        fields = [model_lib.receptive_field(m.config) for m in models]
+        #: frames of context the features carry on each side of the frames to score
+        self.half_context = max(fields, default=model_lib.receptive_field()) // 2
+        self.context = 2 * self.half_context  # rows of context the features carry beyond the frames
+        #: rows each model skips at either end of the features
+        self.crops = tuple(self.half_context - f // 2 for f in fields)
 
     @staticmethod
-    @functools.partial(jax.jit, static_argnums=0)
-    def _apply(graphdefs, states, x):
-        return [jax.nn.sigmoid(nnx.merge(g, s)(x[None])[0]) for g, s in zip(graphdefs, states, strict=True)]
+    @functools.partial(jax.jit, static_argnums=(0, 1))
+    def _apply(graphdefs, crops, states, x):
+        return [jax.nn.sigmoid(nnx.merge(g, s)(x[None, c:x.shape[0] - c])[0])
+                for g, c, s in zip(graphdefs, crops, states, strict=True)]
 
     def dispatch(self, feats: np.ndarray, cap: int | None = None) -> Pending:
         """Start the models on features ``(frames + context, bins)`` (the frames to score with their context,
@@ -146,7 +154,7 @@ class ModelRunner:
         size = bucket(frames, cap)
         x = np.zeros((size + self.context, feats.shape[1]), dtype=np.float32)
         x[:feats.shape[0]] = feats
-        return Pending(self._apply(self.graphdefs, self.states, jnp.asarray(x)), frames)
+        return Pending(self._apply(self.graphdefs, self.crops, self.states, jnp.asarray(x)), frames)
 
     @staticmethod
     def collect(pending: Pending) -> list[np.ndarray]:
@@ -161,25 +169,34 @@ class ModelRunner:
 class StreamRunner:
     """The same models fed row by row (:func:`stemsplit.model.stream_apply`), each frame computed once.
 
-    Output row ``j`` of a fresh runner is the frame whose window ends at input row ``j``: the first
-    :attr:`warmup` rows precede the first frame.
+    Output row ``j`` of a fresh runner is the frame whose window (the widest model's) ends at input row ``j``:
+    the first :attr:`warmup` rows precede the first frame. A model with a narrower window sees its input delayed
+    by the difference, so that every model's row ``j`` is the same frame.
     """
 
     def __init__(self, models: Sequence[MaskCNN]):
         split = [nnx.split(m) for m in models]
         self.graphdefs = tuple(g for g, _ in split)
         self.states = tuple(st for _, st in split)
-        self.tails = [model_lib.stream_init(m) for m in models]
-        self.warmup = model_lib.STREAM_WARMUP
+        fields = [model_lib.receptive_field(m.config) for m in models]
+        widest = max(fields, default=model_lib.receptive_field())
+        #: frames of context each side of a frame (the widest model's)
+        self.half_context = widest // 2
+        self.warmup = widest - 1
+        # per model: the input rows still held back (its delay), then every layer's tail
+        self.tails = [[jnp.zeros((widest // 2 - f // 2, m.config.n_bins), jnp.float32)]
+                      + model_lib.stream_init(m) for m, f in zip(models, fields, strict=True)]
 
     @staticmethod
     @functools.partial(jax.jit, static_argnums=0)
     def _apply(graphdefs, states, tails, x, n):
         outs, new = [], []
         for g, st, t in zip(graphdefs, states, tails, strict=True):
-            o, t2 = model_lib.stream_apply(nnx.merge(g, st), t, x, n)
+            held, delay = t[0], t[0].shape[0]
+            xd = jnp.concatenate([held, x])  # this model's input, ``delay`` rows behind
+            o, t2 = model_lib.stream_apply(nnx.merge(g, st), t[1:], xd[:x.shape[0]], n)
             outs.append(jax.nn.sigmoid(o))
-            new.append(t2)
+            new.append([jax.lax.dynamic_slice_in_dim(xd, n, delay)] + t2)
         return outs, new
 
     def __call__(self, rows: np.ndarray) -> list[np.ndarray]:
@@ -223,9 +240,11 @@ class ContextFeatures:
         return self.segment[:, a - self.start:b - self.start]
 
 
-def context_features(reader, grid: spectral.Grid, lo: int, hi: int, total: int) -> ContextFeatures:
-    """Read and analyse what the models need to score frames ``[lo, hi)`` of a ``total``-frame signal."""
-    hc = grid.frontend.half_context
+def context_features(reader, grid: spectral.Grid, lo: int, hi: int, total: int,
+                     half_context: int | None = None) -> ContextFeatures:
+    """Read and analyse what the models need to score frames ``[lo, hi)`` of a ``total``-frame signal, with
+    ``half_context`` frames of context each side (the :class:`ModelRunner`'s; by default the article's 12)."""
+    hc = grid.frontend.half_context if half_context is None else half_context
     f_lo, f_hi = max(0, lo - hc), min(total, hi + hc)
     s0, s1 = spectral.frame_span(grid, f_lo, f_hi - f_lo)
     seg = reader.read(s0, s1)

@@ -3,11 +3,12 @@
 Architecture (per 25-frame window of the 513-bin log magnitude): Conv 3x3 x2, MaxPool 3x3, Conv 3x3 x2,
 MaxPool 3x3, Dense, LeakyReLU, dropout, Dense + sigmoid (513 mask values, or 1 for vocal activity).
 Convolutions are "valid" along time and "same" along frequency, so a 25-frame window shrinks to exactly one
-time step: 25 -> 23 -> 21 -> pool 7 -> 5 -> 3 -> pool 1.
+time step: 25 -> 23 -> 21 -> pool 7 -> 5 -> 3 -> pool 1. Optional context layers (3x3 convolutions on the pooled
+maps, :attr:`ModelConfig.context_layers`) widen the window by 18 frames each: 43 -> ... -> pool 3 -> 1.
 
 The article slides that window one frame at a time. :func:`MaskCNN.__call__` computes every frame in one pass
 instead: pools keep stride 1 along time and the layers after them are dilated (by 3, then 9), which yields
-exactly the per-window result for every frame (see ``tests/test_model.py``).
+exactly the per-window result for every frame (see ``tests/test_model.py``); context layers are dilated by 9.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from flax import nnx
 from .errors import TargetError
 from .spectral import FRONTEND
 
-__all__ = ["ModelConfig", "MaskCNN", "PRESETS", "model_config", "receptive_field"]
+__all__ = ["ModelConfig", "MaskCNN", "PRESETS", "model_config", "receptive_field", "local_offset"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ class ModelConfig:
         second harmonic, the fundamental below it, and at the fundamental, its harmonics above: pitch
         relations that the 3x3 convolutions and 3x pools cannot reach at full resolution in the low band. A
         per-frame operation, so every pass stays exact.
+    context_layers : int
+        Extra 3x3 convolutions after the second pool, at a ninth of the frequency resolution, each reaching 9
+        frames further along time on either side (dilation 9 in the fully convolutional pass): each widens the
+        receptive field by 18 frames, from the article's 25 (~0.3 s at 22.05 kHz, hop 256) to 43, 61, ...
+        Cheap (they run on 57 bins), and still local in time, so the fully convolutional, sliding-window and
+        streaming passes stay exact; a stream's latency grows with the receptive field.
     """
 
     conv_channels: int = 16
@@ -74,6 +81,7 @@ class ModelConfig:
     local_head: bool = False
     decoder: int = 0
     harmonics: tuple[float, ...] = ()
+    context_layers: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "harmonics", tuple(float(r) for r in self.harmonics))
@@ -90,6 +98,8 @@ class ModelConfig:
                 raise TargetError(f"model {name} must be in [0, 1), got {getattr(self, name)}")
         if self.local_head and self.outputs != self.n_bins:
             raise TargetError("model local_head needs one output per bin (a mask target)")
+        if not 0 <= self.context_layers <= 8:
+            raise TargetError(f"model context_layers must be 0-8, got {self.context_layers}")
         if self.decoder < 0:
             raise TargetError(f"model decoder must be 0 (none) or a channel count, got {self.decoder}")
         if self.decoder and self.outputs != self.n_bins:
@@ -111,6 +121,9 @@ PRESETS: dict[str, dict] = {
     "small-dec": {"conv_channels": 8, "dense_units": 32, "decoder": 8},
     # small-dec plus harmonic input channels (see ModelConfig.harmonics): pitch relations for bass
     "small-dec-h": {"conv_channels": 8, "dense_units": 32, "decoder": 8, "harmonics": (1 / 3, 0.5, 2.0, 3.0)},
+    # the decoder models with two context layers (see ModelConfig.context_layers): 61 frames (~0.7 s) of context
+    "article-dec-ctx": {"conv_channels": 16, "dense_units": 64, "decoder": 16, "context_layers": 2},
+    "small-dec-ctx": {"conv_channels": 8, "dense_units": 32, "decoder": 8, "context_layers": 2},
     # for smoke tests of the CLI and pipeline: tiny and fast, never shipped as a trained model
     "tiny": {"conv_channels": 2, "dense_units": 4},
 }
@@ -126,36 +139,59 @@ def model_config(preset: str = "article", **overrides) -> ModelConfig:
     return ModelConfig(**{**PRESETS[preset], **overrides})
 
 
-#: (layer, kind, time dilation) of the fully convolutional trunk, in order: the one description of its geometry.
-#: Every layer is 3 wide along time, so each consumes (and a stream keeps) ``2 * dilation`` rows of its input;
-#: each pool also divides the frequency axis by 3. The per-window pass uses the same layers undilated, with
-#: the pools striding 3 along time instead.
+#: (layer, kind, time dilation) of the article's fully convolutional trunk, in order: the one description of its
+#: geometry. Every layer is 3 wide along time, so each consumes (and a stream keeps) ``2 * dilation`` rows of its
+#: input; each pool also divides the frequency axis by 3. The per-window pass uses the same layers undilated, with
+#: the pools striding 3 along time instead. Context layers (:attr:`ModelConfig.context_layers`) follow, with
+#: dilation 9 (:func:`layers`).
 _STREAM_LAYERS = (("conv1", "conv", 1), ("conv2", "conv", 1), ("pool1", "pool", 1),
                   ("conv3", "conv", 3), ("conv4", "conv", 3), ("pool2", "pool", 3))
+
+#: time dilation of the context layers: after two pools of 3, one step of the pooled maps is 9 frames
+_CONTEXT_DILATION = 9
 
 #: the layer whose full-resolution output feeds the local head and the decoder's skip connections
 _CENTRE_LAYER = "conv2"
 
 
-def _rows_consumed(layers: tuple[tuple[str, str, int], ...]) -> int:
+def layers(config: ModelConfig | None = None) -> tuple[tuple[str, str, int], ...]:
+    """(layer, kind, time dilation) of a model's fully convolutional trunk, in order."""
+    n = config.context_layers if config is not None else 0
+    return _STREAM_LAYERS + tuple((f"ctx{i + 1}", "conv", _CONTEXT_DILATION) for i in range(n))
+
+
+def _rows_consumed(trunk: tuple[tuple[str, str, int], ...]) -> int:
     """Time rows a run of trunk layers consumes (``2 * dilation`` each)."""
-    return sum(2 * d for _, _, d in layers)
+    return sum(2 * d for _, _, d in trunk)
 
 
-def receptive_field() -> int:
-    """Frames of input one output frame depends on (the seed method's 25): the rows the trunk consumes, plus one."""
-    return _rows_consumed(_STREAM_LAYERS) + 1
+def receptive_field(config: ModelConfig | None = None) -> int:
+    """Frames of input one output frame depends on: the rows the trunk consumes, plus one (the seed method's 25
+    without context layers, 18 more per context layer)."""
+    return _rows_consumed(layers(config)) + 1
 
 
-#: output rows a fresh stream produces before the first real frame (the receptive field minus one)
-STREAM_WARMUP = receptive_field() - 1
+def stream_warmup(config: ModelConfig | None = None) -> int:
+    """Output rows a fresh stream produces before the first real frame (the receptive field minus one)."""
+    return receptive_field(config) - 1
+
+
+#: :func:`stream_warmup` of the article's trunk
+STREAM_WARMUP = stream_warmup()
 
 _FULL_RES_LAYERS = _STREAM_LAYERS[:[name for name, _, _ in _STREAM_LAYERS].index(_CENTRE_LAYER) + 1]
 
-#: rows the two full-resolution convolutions consume before the window's centre (the local head's offset):
-#: the window's centre is input row ``receptive_field() // 2`` (12 of 25), and row ``r`` after conv2 is centred
-#: on input row ``r + 2`` (half the rows conv1 and conv2 consume), so the centre is conv2's row 10
-LOCAL_OFFSET = receptive_field() // 2 - _rows_consumed(_FULL_RES_LAYERS) // 2
+
+def local_offset(config: ModelConfig | None = None) -> int:
+    """Rows of conv2's output before the window's centre (the local head's and the decoder's offset): the centre
+    is input row ``receptive_field() // 2`` (12 of 25), and row ``r`` after conv2 is centred on input row
+    ``r + 2`` (half the rows conv1 and conv2 consume), so the centre is conv2's row 10 (19 and 28 with one and
+    two context layers)."""
+    return receptive_field(config) // 2 - _rows_consumed(_FULL_RES_LAYERS) // 2
+
+
+#: :func:`local_offset` of the article's trunk
+LOCAL_OFFSET = local_offset()
 
 
 def _at_ratio(z: jax.Array, ratio: float) -> jax.Array:
@@ -245,6 +281,8 @@ class MaskCNN(nnx.Module):
         self.conv2 = nnx.Conv(c, c, (3, 3), rngs=rngs)
         self.conv3 = nnx.Conv(c, c, (3, 3), rngs=rngs)
         self.conv4 = nnx.Conv(c, c, (3, 3), rngs=rngs)
+        for name, _, _ in layers(config)[len(_STREAM_LAYERS):]:
+            setattr(self, name, nnx.Conv(c, c, (3, 3), rngs=rngs))
         self.dense = nnx.Linear((config.n_bins // 9) * c, config.dense_units, rngs=rngs)
         self.head = nnx.Linear(config.dense_units, config.outputs, rngs=rngs)
         self.local = nnx.Linear(c, 1, rngs=rngs) if config.local_head else None
@@ -266,14 +304,13 @@ class MaskCNN(nnx.Module):
         return jnp.stack(chans, axis=-1)
 
     def _trunk(self, x: jax.Array, dilated: bool, rngs: nnx.Rngs | None) -> tuple[jax.Array, jax.Array]:
-        """Convolutions and pools (:data:`_STREAM_LAYERS`); x is (batch, time, freq) features. Returns the
-        pooled maps (batch, time', freq/9, ch) and the full-resolution maps after conv2 (batch, time - 4, freq,
-        ch). ``dilated``: the fully convolutional form (pools of stride 1, later layers dilated); otherwise the
+        """Convolutions and pools (:func:`layers`); x is (batch, time, freq) features. Returns the pooled maps
+        (batch, time', freq/9, ch) and the full-resolution maps after conv2 (batch, time - 4, freq, ch). ``dilated``: the fully convolutional form (pools of stride 1, later layers dilated); otherwise the
         per-window form (undilated, pools of stride 3 along time)."""
         act = lambda h: jax.nn.leaky_relu(h, self.config.leaky_slope)  # noqa: E731
         h = self.features(x)
         full = None
-        for name, kind, d in _STREAM_LAYERS:
+        for name, kind, d in layers(self.config):
             if kind == "conv":
                 h = act(_conv(h, getattr(self, name), d if dilated else 1))
             else:
@@ -307,8 +344,8 @@ class MaskCNN(nnx.Module):
         Parameters
         ----------
         x : jax.Array
-            Features, shape ``(batch, frames + receptive_field() - 1, n_bins)``: the frames to predict plus
-            ``receptive_field() // 2`` frames (12) of context on each side.
+            Features, shape ``(batch, frames + receptive_field(config) - 1, n_bins)``: the frames to predict
+            plus ``receptive_field(config) // 2`` frames (12 without context layers) of context on each side.
         rngs : nnx.Rngs, optional
             Dropout keys (stream ``dropout``); needed only in training mode.
 
@@ -318,33 +355,35 @@ class MaskCNN(nnx.Module):
             Logits, shape ``(batch, frames, outputs)``; apply ``jax.nn.sigmoid`` for mask values.
         """
         h, full = self._trunk(x, dilated=True, rngs=rngs)
-        return self._head(h, full[:, LOCAL_OFFSET:LOCAL_OFFSET + h.shape[1]], rngs)
+        off = local_offset(self.config)
+        return self._head(h, full[:, off:off + h.shape[1]], rngs)
 
     def sliding_window(self, x: jax.Array) -> jax.Array:
-        """The article's per-frame method: one 25-frame window per output frame (reference, slow).
+        """The article's per-frame method: one window (25 frames without context layers) per output frame
+        (reference, slow).
 
         Same contract as :meth:`__call__`.
         """
-        context = receptive_field()
+        context = receptive_field(self.config)
         frames = x.shape[1] - context + 1
         idx = jnp.arange(frames)[:, None] + jnp.arange(context)[None, :]
         windows = x[:, idx]  # (batch, frames, context, bins)
         flat = windows.reshape((-1, context, x.shape[-1]))
         h, full = self._trunk(flat, dilated=False, rngs=None)  # (batch*frames, 1, freq/9, ch), (.., 21, freq, ch)
-        return self._head(h[:, 0], full[:, LOCAL_OFFSET], None).reshape((x.shape[0], frames, -1))
+        return self._head(h[:, 0], full[:, local_offset(self.config)], None).reshape((x.shape[0], frames, -1))
 
 
 def stream_init(model: MaskCNN) -> list[jax.Array]:
     """Zeroed per-layer input tails for :func:`stream_apply` (batch 1); the last one holds conv2's latest
-    :data:`LOCAL_OFFSET` output rows, the window centres of frames still waiting for the rest of their window."""
+    :func:`local_offset` output rows, the window centres of frames still waiting for the rest of their window."""
     c, f, ch = model.config.conv_channels, model.config.n_bins, 1 + len(model.config.harmonics)
     shapes = []
-    for _, kind, d in _STREAM_LAYERS:  # each layer's input: 2 * d rows, the current frequency size and channels
+    for _, kind, d in layers(model.config):  # each layer's input: 2 * d rows, the current frequency size and channels
         shapes.append((2 * d, f, ch))
         ch = c
         if kind == "pool":
             f //= 3
-    shapes.append((LOCAL_OFFSET, model.config.n_bins, c))
+    shapes.append((local_offset(model.config), model.config.n_bins, c))
     return [jnp.zeros((1,) + s, jnp.float32) for s in shapes]
 
 
@@ -369,17 +408,17 @@ def stream_apply(model: MaskCNN, tails: list[jax.Array], x: jax.Array,
     logits : jax.Array
         ``(rows, outputs)``, one per row fed; the first ``n_valid`` are real. Output row ``j`` of a stream
         (counting from its start) is the frame whose window ends at input row ``j``: the first
-        :data:`STREAM_WARMUP` rows of a fresh stream precede the first real frame.
+        :func:`stream_warmup` rows of a fresh stream precede the first real frame.
     tails : list of jax.Array
     """
     act = lambda h: jax.nn.leaky_relu(h, model.config.leaky_slope)  # noqa: E731
     h = model.features(x)[None]
     new_tails = []
-    for (name, kind, d), tail in zip(_STREAM_LAYERS, tails[:-1], strict=True):
+    for (name, kind, d), tail in zip(layers(model.config), tails[:-1], strict=True):
         inp = jnp.concatenate([tail, h], axis=1)
         new_tails.append(jax.lax.dynamic_slice_in_dim(inp, n_valid, tail.shape[1], axis=1))
         h = act(_conv(inp, getattr(model, name), d)) if kind == "conv" else _pool(inp, 1, d)
-        if name == _CENTRE_LAYER:  # output row j's window centre is conv2's row j - LOCAL_OFFSET
+        if name == _CENTRE_LAYER:  # output row j's window centre is conv2's row j - local_offset
             centres = jnp.concatenate([tails[-1], h], axis=1)
-    new_tails.append(jax.lax.dynamic_slice_in_dim(centres, n_valid, LOCAL_OFFSET, axis=1))
+    new_tails.append(jax.lax.dynamic_slice_in_dim(centres, n_valid, local_offset(model.config), axis=1))
     return model._head(h[0], centres[0, :h.shape[1]], None), new_tails

@@ -122,12 +122,13 @@ class Separator:
 
     # -- core -----------------------------------------------------------------------------------------------
     def scores(self, feats: np.ndarray) -> np.ndarray:
-        """Model scores for features already padded with the context frames each side (12 frames).
+        """Model scores for features already padded with the context frames each side
+        (``runner.half_context``: 12 frames for models without context layers).
 
         Parameters
         ----------
         feats : np.ndarray
-            shape ``(frames + 24, 513)``.
+            shape ``(frames + 2 * runner.half_context, 513)``.
 
         Returns
         -------
@@ -139,7 +140,7 @@ class Separator:
     def signal_scores(self, feats: np.ndarray) -> np.ndarray:
         """Model scores ``(targets, 513, frames)`` for a whole signal's features ``(frames, 513)``, with the
         zero context offline separation gives the first and last frames."""
-        hc = self.frontend.half_context
+        hc = self.runner.half_context
         return self.scores(np.pad(feats, ((hc, hc), (0, 0))))
 
     def stem_masks(self, scores: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +164,7 @@ class Separator:
         def prepare(a: int):
             b = min(n, a + step)
             lo, hi = spectral.frames_overlapping(grid, a, b, total)
-            ctx = context_features(reader, grid, lo, hi, total)
+            ctx = context_features(reader, grid, lo, hi, total, self.runner.half_context)
             # digital silence all around: every stem is zero whatever the masks, so the models need not run
             pending = self.runner.dispatch(ctx.features, cap) if ctx.segment.any() else None
             return a, b, lo, hi, ctx, pending

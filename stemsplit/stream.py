@@ -4,9 +4,10 @@ A :class:`StreamSeparator` analyses each STFT frame once, as its samples arrive,
 keep the tail of every layer's input, so each frame's network work is done once; masks, the inverse STFT and
 the residual are the offline separator's own (:class:`stemsplit.engine.StemMaker`). An output sample is final
 once every STFT frame overlapping it
-has its mask, and a frame's mask needs the frames up to 12 ahead of it (half the 25-frame context) to be
-complete: so the stream lags the input by a fixed number of samples, :attr:`StreamSeparator.latency` (8,191
-samples = 186 ms at 44.1 kHz: 12 frames of look-ahead plus the STFT window). Output sample ``k`` is the
+has its mask, and a frame's mask needs the frames up to 12 ahead of it (half the 25-frame context; more for
+models with context layers) to be complete: so the stream lags the input by a fixed number of samples,
+:attr:`StreamSeparator.latency` (8,191 samples = 186 ms at 44.1 kHz: 12 frames of look-ahead plus the STFT
+window). Output sample ``k`` is the
 offline stem's sample ``k - latency`` (zeros before), so the concatenated output equals ``separate()`` on the
 whole signal, shifted by the latency.
 
@@ -100,12 +101,12 @@ class StreamSeparator:
                                           checkpoint_dirs=checkpoint_dirs, gate_vocals=gate_vocals)
         self.grid = spectral.FRONTEND.grid(self.sr)
         self.stem_names = list(self.sep.stem_names)
-        self.latency = self._latency()
-        self._buf = _Buffer(self.channels)
         models = [t.model for t in self.sep.targets] + ([self.sep.gate.model] if self.sep.gate else [])
         self._runner = StreamRunner(models)
-        hc = self.grid.frontend.half_context
-        # frames -12..-1 do not exist: zero features, as in offline separation
+        self.latency = self._latency()
+        self._buf = _Buffer(self.channels)
+        hc = self._runner.half_context
+        # frames -hc..-1 do not exist: zero features, as in offline separation
         self._warm = self._runner.warmup
         self._feed(np.zeros((hc, self.grid.frontend.n_bins), np.float32))
         self._n_stft = 0              # frames analysed: [0, n_stft)
@@ -131,7 +132,7 @@ class StreamSeparator:
 
     def _final_until(self, available: int) -> int:
         """Stem samples that are final once ``available`` input samples have arrived."""
-        g, hc = self.grid, self.grid.frontend.half_context
+        g, hc = self.grid, self._runner.half_context
         complete = (available + g.pad - g.n_fft) // g.hop  # last frame whose samples have all arrived
         return max(0, (complete - hc + 1) * g.hop - g.pad)
 
@@ -256,7 +257,7 @@ class StreamSeparator:
         total = self.grid.n_frames(n)
         self._analyse(total)
         # frames past the end do not exist: zero features, as in offline separation
-        self._feed(np.zeros((self.grid.frontend.half_context, self.grid.frontend.n_bins), np.float32))
+        self._feed(np.zeros((self._runner.half_context, self.grid.frontend.n_bins), np.float32))
         self._render(n, total)
         return self._emit(n + self.latency)
 

@@ -32,7 +32,7 @@ from .data.dataset import AugmentConfig, ExampleSampler
 from .data.tracks import Track, split_tracks
 from .errors import CheckpointError, DataError, OptionError, StemsplitError
 from .evaluate import calibrate_checkpoint, quick_sdr, target_excerpt
-from .model import MaskCNN, ModelConfig
+from .model import MaskCNN, ModelConfig, receptive_field
 from .targets import TargetSpec
 
 __all__ = ["TrainConfig", "Trainer", "make_optimizer", "loss_fn", "train_step", "train", "plot_metrics"]
@@ -132,7 +132,7 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 
 def mix_weights(x: jax.Array, frames: int) -> jax.Array:
-    """Per-bin loss weights from the model's input features ``(batch, frames + 24, bins)``: the mix magnitude
+    """Per-bin loss weights from the model's input features ``(batch, frames + context, bins)``: the mix magnitude
     at the predicted frames (features are ``log1p`` of a scaled magnitude), normalised to mean 1 per example
     so that a quiet excerpt counts as much as a loud one. Shape ``(batch, frames, bins)``."""
     half = (x.shape[1] - frames) // 2
@@ -250,14 +250,15 @@ class Trainer:
         self.mesh = Mesh(np.array(devices), ("data",))
         self.data_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        context = receptive_field(spec.model)
         self.sampler = ExampleSampler(train_tracks, spec.stems, frames=config.frames, task=spec.task,
                                       augment=config.augment, activity_threshold_db=spec.activity_db,
-                                      labels=config.labels)
+                                      labels=config.labels, context=context)
         self.valid_tracks = [t for t in valid_tracks if all(s in t.stems for s in spec.stems)
                              or t.musdb_track is not None]
         self.val_sampler = (ExampleSampler(self.valid_tracks, spec.stems, frames=config.frames, task=spec.task,
                                            augment=None, activity_threshold_db=spec.activity_db,
-                                           labels=config.labels)
+                                           labels=config.labels, context=context)
                             if self.valid_tracks else None)
         model = MaskCNN(spec.model, rngs=nnx.Rngs(config.seed))
         if not (self.run_dir / "state.npz").exists():

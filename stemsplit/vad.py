@@ -57,7 +57,8 @@ class ActivityDetector:
         out = np.empty(total, dtype=np.float32)
         for lo in range(0, total, self.block_frames):
             hi = min(total, lo + self.block_frames)
-            out[lo:hi] = self.runner(context_features(reader, grid, lo, hi, total).features, self.block_frames)[0][:, 0]
+            ctx = context_features(reader, grid, lo, hi, total, self.runner.half_context)
+            out[lo:hi] = self.runner(ctx.features, self.block_frames)[0][:, 0]
         return out
 
     def __call__(self, audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:

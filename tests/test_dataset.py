@@ -51,6 +51,20 @@ def test_examples_shapes_labels_and_determinism(root):
     assert not np.array_equal(x, x3)
 
 
+def test_examples_carry_the_models_context(root):
+    """A model with context layers (61 frames) gets 30 frames each side; the labels stay the centre frames,
+    the same audio as with the article's 25-frame context."""
+    train, _ = split_tracks([root], is_wav=True)
+    narrow = ExampleSampler(train, ["vocals"], frames=8, augment=None)
+    wide = ExampleSampler(train, ["vocals"], frames=8, augment=None, context=61)
+    assert wide.half_context == 30 and wide.context == 8 + 60
+    x, y = wide.batch(seed=1, step=0, size=2)
+    assert x.shape == (2, 8 + 60, 513) and y.shape == (2, 8, 513)
+    # the wider excerpt's centre frames are a song's frames as well: same shapes, labels in [0, 1]
+    xn, yn = narrow.batch(seed=1, step=0, size=2)
+    assert xn.shape == (2, 8 + 24, 513) and set(np.unique(y)) <= {0.0, 1.0}
+
+
 def test_labels_follow_the_dominance_rule(root):
     """Without augmentation, labels equal the IBM of the channel-averaged spectra of the stems read directly."""
     from stemsplit import masks, spectral

@@ -29,20 +29,22 @@ _SLOW = pytest.mark.slow
 @pytest.mark.slow
 @pytest.mark.parametrize("preset,outputs", [("article", 513), ("small", 513), ("article", 1),
                                             ("article-local", 513), ("small-local", 513),
-                                            ("article-dec", 513), ("small-dec", 513), ("small-dec-h", 513)])
+                                            ("article-dec", 513), ("small-dec", 513), ("small-dec-h", 513),
+                                            ("small-dec-ctx", 513), ("article-dec-ctx", 513)])
 def test_fully_convolutional_equals_sliding_window(preset, outputs):
     m = _model(preset, seed=3, outputs=outputs)
     # random biases too, so every layer matters
     state = nnx.state(m, nnx.Param)
     keys = iter(jax.random.split(jax.random.key(7), 32))
     nnx.update(m, jax.tree.map(lambda a: a + 0.1 * jax.random.normal(next(keys), a.shape), state))
-    x = jax.random.normal(jax.random.key(1), (2, 40 + 24, 513))
+    rf = model_lib.receptive_field(m.config)
+    x = jax.random.normal(jax.random.key(1), (2, 40 + rf - 1, 513))
     fc = m(x)
     ref = m.sliding_window(x)
     assert fc.shape == ref.shape == (2, 40, outputs)
     assert float(jnp.abs(fc - ref).max()) < 1e-5
     # a single frame's window alone gives the same output as inside the long pass
-    one = m(x[:, 10:10 + 25])
+    one = m(x[:, 10:10 + rf])
     assert float(jnp.abs(one[:, 0] - fc[:, 10]).max()) < 1e-5
 
 
@@ -56,6 +58,31 @@ def test_receptive_field_is_25_frames(local, decoder):
     changed = np.nonzero(np.abs(poked - base).max(axis=-1)[0] > 0)[0]
     assert changed.min() >= 30 - 24 and changed.max() <= 30
     assert len(changed) > 0
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_context_layers_widen_the_receptive_field_by_18_frames_each(layers):
+    m = _model("tiny", seed=1, decoder=2, context_layers=layers)
+    rf = 25 + 18 * layers
+    assert model_lib.receptive_field(m.config) == rf and model_lib.stream_warmup(m.config) == rf - 1
+    assert model_lib.local_offset(m.config) == rf // 2 - 2
+    # random biases, so that no layer is inert
+    state = nnx.state(m, nnx.Param)
+    keys = iter(jax.random.split(jax.random.key(2), 64))
+    nnx.update(m, jax.tree.map(lambda a: a + 0.1 * jax.random.normal(next(keys), a.shape), state))
+    x = np.zeros((1, 140, 513), np.float32)
+    base = np.asarray(m(x))
+    assert base.shape == (1, 140 - rf + 1, 513)
+    x[0, 70] = 5.0  # output j's window is input rows j .. j + rf - 1: exactly the outputs 70 - rf + 1 .. 70 may change
+    changed = np.nonzero(np.abs(np.asarray(m(x)) - base).max(axis=-1)[0] > 0)[0]
+    assert changed.min() == 70 - rf + 1 and changed.max() == 70
+
+
+def test_context_layer_parameters_are_pinned():
+    m = _model("article-dec-ctx")
+    n = sum(p.size for p in jax.tree.leaves(nnx.state(m, nnx.Param)))
+    assert n == 103828 + 2 * 2320 == 108468
+    assert model_config("small-dec-ctx").context_layers == 2
 
 
 def test_geometry_derived_from_the_layer_list_matches_the_frontend():
@@ -89,6 +116,9 @@ def test_bad_config():
         model_config("article-dec", outputs=1)
     with pytest.raises(TargetError):
         model_config(decoder=-1)
+    for bad in (-1, 9):
+        with pytest.raises(TargetError):
+            model_config(context_layers=bad)
     for bad in ((1.0,), (0.0,), (-2.0,), (9.0,)):
         with pytest.raises(TargetError):
             model_config(harmonics=bad)

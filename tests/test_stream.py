@@ -61,6 +61,33 @@ def test_streamed_equals_offline_with_local_head_or_decoder(tmp_path, local, dec
         np.testing.assert_allclose(got[k][:, s.latency:], offline[k], atol=1e-5)
 
 
+def test_models_with_different_context_stream_and_separate_exactly(tmp_path):
+    """A target with context layers (61 frames) beside one without (25): offline, block by block, every model
+    reads the middle of the widest context it needs; streamed, the narrower model runs behind by the
+    difference. Both equal the whole signal scored at once, and the stream's latency grows by 18 frames."""
+    write_tiny_target(tmp_path, "vocals", seed=5, decoder=2, context_layers=2)
+    write_tiny_target(tmp_path, "drums", seed=6)
+    write_tiny_target(tmp_path, "vocal-activity", seed=7, task="activity", stems=("vocals",))
+    x = tone_mix(44100, 3.0, 2, seed=3)
+    sep = Separator(["vocals", "drums"], targets_dir=[tmp_path], block_frames=64, gate_vocals=True)
+    assert sep.runner.half_context == 30 and sep.runner.crops == (0, 18, 18)
+    blocks = sep.separate(x, 44100)
+    whole = Separator(["vocals", "drums"], targets_dir=[tmp_path], block_frames=4096, gate_vocals=True)
+    for k, v in whole.separate(x, 44100).items():
+        np.testing.assert_allclose(blocks[k], v, atol=1e-5)
+    # the narrow model's scores inside the wide pass are its scores alone
+    from stemsplit import spectral
+    g = spectral.FRONTEND.grid(44100)
+    feats = spectral.features(spectral.signal_stft(x, g), g)
+    alone = Separator(["drums"], targets_dir=[tmp_path])
+    np.testing.assert_allclose(sep.signal_scores(feats)[1], alone.signal_scores(feats)[0], atol=1e-6)
+    s = StreamSeparator(["vocals", "drums"], sr=44100, channels=2, targets_dir=[tmp_path], separator=sep)
+    assert s.latency == 8191 + 18 * 512
+    got = _stream_all(s, x, np.random.default_rng(2), lo=100, hi=3000)
+    for k in blocks:
+        np.testing.assert_allclose(got[k][:, s.latency:], blocks[k], atol=1e-5)
+
+
 def test_latency_is_fixed_and_under_200_ms(tiny_targets):
     s = StreamSeparator(["vocals"], sr=44100, channels=2, targets_dir=[tiny_targets])
     assert s.latency == 8191 and s.latency_seconds < 0.2

@@ -288,6 +288,20 @@ def test_init_fine_tunes_from_a_checkpoint(data, tdir, tmp_path, capsys):
     assert len(err) == 1 and "no such checkpoint" in err[0]
 
 
+def test_a_model_with_context_layers_trains_validates_and_separates(data, tmp_path):
+    """The trainer cuts examples to the model's receptive field (61 frames with two context layers)."""
+    d = tmp_path / "targets"
+    d.mkdir()
+    (d / "vocals.toml").write_text('name = "vocals"\nstems = ["vocals"]\n' + SMALL + 'decoder = 2\n'
+                                   'context_layers = 2\n')
+    tr = _trainer(data, d, tmp_path / "run", steps=3)
+    assert tr.sampler.context == 8 + 60 and tr.val_sampler.context == 8 + 60
+    out = tr.run(progress=False, out=tmp_path / "ctx.npz")
+    assert np.isfinite(tr.validation_sdr("binary"))
+    model, spec, _ = checkpoint.load_model(out)
+    assert spec.model.context_layers == 2 and model.ctx2.kernel.shape == (3, 3, 4, 4)
+
+
 def test_resume_takes_a_state_written_before_a_model_setting_existed(data, tdir, tmp_path):
     tr = _trainer(data, tdir, tmp_path / "run", steps=4)
     tr.run(progress=False, until=2)

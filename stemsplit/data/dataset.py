@@ -167,11 +167,15 @@ class ExampleSampler:
     labels : {"binary", "ratio"}
         Mask labels: the ideal binary mask (the article's), or the magnitude ratio ``|S| / (|S| + |X - S|)``
         (channels averaged), which is above 0.5 exactly where the binary mask is 1 and says by how much.
+    context : int, optional
+        Frames one predicted frame depends on (the model's :func:`~stemsplit.model.receptive_field`, odd; by
+        default the frontend's 25): each example carries ``context // 2`` frames of it on either side.
     """
 
     def __init__(self, tracks: Sequence[Track], target_stems: Sequence[str], *, frames: int, task: str = "mask",
                  augment: AugmentConfig | None = AugmentConfig(), activity_threshold_db: float = -15.0,
-                 frontend: spectral.Frontend = spectral.FRONTEND, labels: str = "binary"):
+                 frontend: spectral.Frontend = spectral.FRONTEND, labels: str = "binary",
+                 context: int | None = None):
         if labels not in ("binary", "ratio"):
             raise DataError(f"labels must be 'binary' or 'ratio', got {labels!r}")
         self.labels = labels
@@ -186,7 +190,10 @@ class ExampleSampler:
         self.frames, self.task, self.augment = frames, task, augment
         self.activity_threshold_db = activity_threshold_db
         self.frontend = frontend
-        self.context = frames + 2 * frontend.half_context
+        #: frames of context on either side of the predicted frames
+        self.half_context = frontend.half_context if context is None else int(context) // 2
+        #: frames one example reads
+        self.context = frames + 2 * self.half_context
 
     def _usable(self, t: Track) -> bool:
         if t.musdb_track is not None:
@@ -267,7 +274,8 @@ class ExampleSampler:
         return target.astype(np.float32), other.astype(np.float32), sr, dropped
 
     def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One example: features ``(frames + 24, 513)`` and labels ``(frames, 513)`` (or ``(frames, 1)``)."""
+        """One example: features ``(frames + 2 * half_context, 513)`` (24 context frames by default) and labels
+        ``(frames, 513)`` (or ``(frames, 1)``)."""
         for _ in range(20):
             target, other, sr, dropped = self._sources(rng)
             mix = target + other
@@ -282,7 +290,7 @@ class ExampleSampler:
         spec_mix = spectral.stft(mix, g)
         spec_t = spectral.stft(target, g)
         x = spectral.features(spec_mix, g)
-        hc = self.frontend.half_context
+        hc = self.half_context
         centre = slice(hc, hc + self.frames)
         if self.task == "activity":
             y = activity_labels(spec_t[:, :g.model_bins, centre], spec_mix[:, :g.model_bins, centre],
@@ -296,7 +304,8 @@ class ExampleSampler:
         return x, np.ascontiguousarray(y, dtype=np.float32)
 
     def batch(self, seed: int, step: int, size: int, stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """A batch that depends only on ``(seed, step, stream)``: (size, frames + 24, 513), (size, frames, out)."""
+        """A batch that depends only on ``(seed, step, stream)``: (size, :attr:`context`, 513), (size, frames,
+        out)."""
         rng = np.random.default_rng([seed, stream, step])
         xs, ys = zip(*(self.example(rng) for _ in range(size)), strict=True)
         return np.stack(xs), np.stack(ys)

@@ -100,7 +100,7 @@ def compute_mask_view(sep: Separator, mixture: str | Path, start: float, seconds
         span = max(1, int(round(seconds * grid.sr / grid.hop)))
         lo = int(np.clip(round(start * grid.sr / grid.hop), 0, max(0, total - span)))
         hi = min(total, lo + span)
-        ctx = context_features(reader, grid, lo, hi, total)
+        ctx = context_features(reader, grid, lo, hi, total, sep.runner.half_context)
     scores = sep.scores(ctx.features)
     masks, residual = sep.stem_masks(scores, grid.n_bins)
     own = ctx.spec[:, :, lo - ctx.first:hi - ctx.first]
