@@ -535,8 +535,9 @@ class Trainer:
 
 
 #: layers a checkpoint of another model can lend a new one when their shapes agree (everything but the heads):
-#: the input standardisation, the four convolutions and the hidden dense layer
-TRANSFER_LAYERS = ("in_shift", "in_scale", "conv1", "conv2", "conv3", "conv4", "dense")
+#: the input standardisation, the four convolutions, the context layers and the hidden dense layer
+TRANSFER_LAYERS = ("in_shift", "in_scale", "conv1", "conv2", "conv3", "conv4",
+                   *(f"ctx{i}" for i in range(1, 9)), "dense")
 
 
 def _param_arrays(model) -> dict[str, np.ndarray]:
@@ -556,8 +557,8 @@ def check_init(spec: TargetSpec, path: str | os.PathLike):
     src = _param_arrays(loaded)
     dst = _param_arrays(MaskCNN(spec.model, rngs=nnx.Rngs(0)))
     layer = lambda k: k.split("/")[0]  # noqa: E731
-    layers = [n for n in TRANSFER_LAYERS
-              if all(k in src and src[k].shape == v.shape for k, v in dst.items() if layer(k) == n)]
+    layers = [n for n in TRANSFER_LAYERS if any(layer(k) == n for k in dst)
+              and all(k in src and src[k].shape == v.shape for k, v in dst.items() if layer(k) == n)]
     if not {"conv1", "conv2", "conv3", "conv4"} <= set(layers):
         raise CheckpointError(f"--init {path} holds a {saved.task} model {saved.model}, not the {spec.task} model "
                               f"{spec.model} of target {spec.name!r}, and its convolutions differ in shape.")

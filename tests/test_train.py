@@ -300,6 +300,16 @@ def test_a_model_with_context_layers_trains_validates_and_separates(data, tmp_pa
     assert np.isfinite(tr.validation_sdr("binary"))
     model, spec, _ = checkpoint.load_model(out)
     assert spec.model.context_layers == 2 and model.ctx2.kernel.shape == (3, 3, 4, 4)
+    # an activity detector with the same context layers takes them with the trunk (--init transfer)
+    (d / "vocal-activity.toml").write_text('name = "vocal-activity"\nstems = ["vocals"]\ntask = "activity"\n'
+                                           + SMALL + 'context_layers = 2\n')
+    train, valid = split_tracks([data], is_wav=True)
+    cfg = TrainConfig(steps=1, batch=4, frames=8, val_every=1000, val_batches=1, val_seconds=2.0, warmup=1,
+                      loss="bce")
+    vad = Trainer(load_spec(d / "vocal-activity.toml"), train, valid, cfg, tmp_path / "vad", init=out)
+    assert vad.init["layers"] == ["in_shift", "in_scale", "conv1", "conv2", "conv3", "conv4", "ctx1", "ctx2",
+                                  "dense"]
+    np.testing.assert_array_equal(_params(vad)["ctx2/kernel"], np.asarray(model.ctx2.kernel[...]))
 
 
 def test_resume_takes_a_state_written_before_a_model_setting_existed(data, tdir, tmp_path):
