@@ -48,14 +48,14 @@ class ModelConfig:
         Add to each output bin's logit a 1x1 convolution of the full-resolution features after the second
         convolution, at the window's centre frame. Not in the article: its mask passes through a 64-unit dense
         bottleneck, which cannot draw fine detail such as a voice's harmonics at their exact bins; the local
-        head can, at 17 parameters per filter bank. Mask targets only; the receptive field stays 25 frames.
+        head can, at 17 parameters per filter bank. Mask targets only; the receptive field stays the trunk's.
     decoder : int
         Channels of the frequency decoder (0 = none). The decoder turns the pooled maps (one ninth of the
         frequency resolution, 25 frames of context) back into per-bin logits: 1-D convolutions along frequency,
         upsampled by 3 twice, each stage joined by a skip connection from the full-resolution maps after the
         second convolution at the window's centre frame. Its logits are added to the dense head's, which stays
-        as a global (whole-spectrum) term. It looks at the centre frame only, so the receptive field stays 25
-        frames and the fully convolutional, sliding-window and streaming passes stay exact. Mask targets only.
+        as a global (whole-spectrum) term. It looks at the centre frame only, so the receptive field stays the
+        trunk's and the fully convolutional, sliding-window and streaming passes stay exact. Mask targets only.
     harmonics : tuple of float
         Extra input channels that line up each bin with its harmonic relatives (empty = none): for a ratio ``r``,
         the channel at bin ``k`` holds the standardised input at frequency ``r`` times bin ``k``'s (linearly
