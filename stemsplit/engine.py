@@ -33,7 +33,7 @@ from .model import MaskCNN
 from .targets import TargetSpec, get_targets
 
 __all__ = ["DEFAULT_THRESHOLD", "LoadedTarget", "load_target", "find_targets", "residual_name", "bucket",
-           "ModelRunner", "Pending", "StreamRunner", "ContextFeatures", "context_features", "StemMaker",
+           "context_plan", "ModelRunner", "Pending", "StreamRunner", "ContextFeatures", "context_features", "StemMaker",
            "BLOCK_MARGIN", "ProgressFn"]
 
 #: ``progress(samples_done, samples_total)``, called after each block
@@ -120,6 +120,15 @@ class Pending:
     frames: int
 
 
+def context_plan(models: Sequence[MaskCNN]) -> tuple[int, tuple[int, ...]]:
+    """How models with different windows share one features stream: the frames of context it carries on each
+    side of a frame (the widest model's half window; the article's 12 for no model), and per model the rows by
+    which its own window falls short of that on each side (what it skips offline, or is held back in a stream)."""
+    fields = [model_lib.receptive_field(m.config) for m in models]
+    half = max(fields, default=model_lib.receptive_field()) // 2
+    return half, tuple(half - f // 2 for f in fields)
+
+
 class ModelRunner:
     """Runs several targets' models on one features block inside a single compiled function.
 
@@ -134,12 +143,10 @@ class ModelRunner:
         split = [nnx.split(m) for m in models]
         self.graphdefs = tuple(g for g, _ in split)
         self.states = tuple(s for _, s in split)
-        fields = [model_lib.receptive_field(m.config) for m in models]
-        #: frames of context the features carry on each side of the frames to score
-        self.half_context = max(fields, default=model_lib.receptive_field()) // 2
+        #: frames of context the features carry on each side of the frames to score, and the rows each model
+        #: skips at either end of the features (:func:`context_plan`)
+        self.half_context, self.crops = context_plan(models)
         self.context = 2 * self.half_context  # rows of context the features carry beyond the frames
-        #: rows each model skips at either end of the features
-        self.crops = tuple(self.half_context - f // 2 for f in fields)
 
     @staticmethod
     @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -178,14 +185,12 @@ class StreamRunner:
         split = [nnx.split(m) for m in models]
         self.graphdefs = tuple(g for g, _ in split)
         self.states = tuple(st for _, st in split)
-        fields = [model_lib.receptive_field(m.config) for m in models]
-        widest = max(fields, default=model_lib.receptive_field())
-        #: frames of context each side of a frame (the widest model's)
-        self.half_context = widest // 2
-        self.warmup = widest - 1
+        #: frames of context each side of a frame (the widest model's; :func:`context_plan`)
+        self.half_context, delays = context_plan(models)
+        self.warmup = 2 * self.half_context
         # per model: the input rows still held back (its delay), then every layer's tail
-        self.tails = [[jnp.zeros((widest // 2 - f // 2, m.config.n_bins), jnp.float32)]
-                      + model_lib.stream_init(m) for m, f in zip(models, fields, strict=True)]
+        self.tails = [[jnp.zeros((d, m.config.n_bins), jnp.float32)] + model_lib.stream_init(m)
+                      for m, d in zip(models, delays, strict=True)]
 
     @staticmethod
     @functools.partial(jax.jit, static_argnums=0)

@@ -33,6 +33,7 @@ from .data.tracks import Track, split_tracks
 from .errors import CheckpointError, DataError, OptionError, StemsplitError
 from .evaluate import calibrate_checkpoint, quick_sdr, target_excerpt
 from .model import MaskCNN, ModelConfig, receptive_field
+from .model import layers as model_layers  # the trunk's layer list (``layers`` is a common local name here)
 from .targets import TargetSpec
 
 __all__ = ["TrainConfig", "Trainer", "make_optimizer", "loss_fn", "train_step", "train", "plot_metrics"]
@@ -534,10 +535,12 @@ class Trainer:
         return res
 
 
-#: layers a checkpoint of another model can lend a new one when their shapes agree (everything but the heads):
-#: the input standardisation, the four convolutions, the context layers and the hidden dense layer
-TRANSFER_LAYERS = ("in_shift", "in_scale", "conv1", "conv2", "conv3", "conv4",
-                   *(f"ctx{i}" for i in range(1, 9)), "dense")
+def transfer_layers(config: ModelConfig) -> tuple[str, ...]:
+    """Layers of a model with ``config`` that a checkpoint of another model can lend it when their shapes agree
+    (everything but the heads): the input standardisation, the trunk's convolutions (context layers included)
+    and the hidden dense layer."""
+    convs = [name for name, kind, _ in model_layers(config) if kind == "conv"]
+    return ("in_shift", "in_scale", *convs, "dense")
 
 
 def _param_arrays(model) -> dict[str, np.ndarray]:
@@ -548,7 +551,7 @@ def _param_arrays(model) -> dict[str, np.ndarray]:
 def check_init(spec: TargetSpec, path: str | os.PathLike):
     """Load the model checkpoint ``path`` to start training ``spec`` from; raise a clear error unless it holds
     the same model and task, or one whose convolutions have the same shapes (a transfer: then only the layers in
-    :data:`TRANSFER_LAYERS` whose shapes agree are copied). Returns ``(model, metadata, layers copied)``."""
+    :func:`transfer_layers` whose shapes agree are copied). Returns ``(model, metadata, layers copied)``."""
     if not os.path.isfile(path):
         raise CheckpointError(f"--init {path}: no such checkpoint file.")
     loaded, saved, meta = checkpoint.load_model(path)
@@ -557,8 +560,8 @@ def check_init(spec: TargetSpec, path: str | os.PathLike):
     src = _param_arrays(loaded)
     dst = _param_arrays(MaskCNN(spec.model, rngs=nnx.Rngs(0)))
     layer = lambda k: k.split("/")[0]  # noqa: E731
-    layers = [n for n in TRANSFER_LAYERS if any(layer(k) == n for k in dst)
-              and all(k in src and src[k].shape == v.shape for k, v in dst.items() if layer(k) == n)]
+    layers = [n for n in transfer_layers(spec.model)
+              if all(k in src and src[k].shape == v.shape for k, v in dst.items() if layer(k) == n)]
     if not {"conv1", "conv2", "conv3", "conv4"} <= set(layers):
         raise CheckpointError(f"--init {path} holds a {saved.task} model {saved.model}, not the {spec.task} model "
                               f"{spec.model} of target {spec.name!r}, and its convolutions differ in shape.")
