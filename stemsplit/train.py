@@ -551,7 +551,8 @@ def _param_arrays(model) -> dict[str, np.ndarray]:
 def check_init(spec: TargetSpec, path: str | os.PathLike):
     """Load the model checkpoint ``path`` to start training ``spec`` from; raise a clear error unless it holds
     the same model and task, or one whose convolutions have the same shapes (a transfer: then only the layers in
-    :func:`transfer_layers` whose shapes agree are copied). Returns ``(model, metadata, layers copied)``."""
+    :func:`transfer_layers` whose shapes agree are copied, and the heads too when the task is the same). Returns
+    ``(model, metadata, layers copied)``."""
     if not os.path.isfile(path):
         raise CheckpointError(f"--init {path}: no such checkpoint file.")
     loaded, saved, meta = checkpoint.load_model(path)
@@ -560,8 +561,11 @@ def check_init(spec: TargetSpec, path: str | os.PathLike):
     src = _param_arrays(loaded)
     dst = _param_arrays(MaskCNN(spec.model, rngs=nnx.Rngs(0)))
     layer = lambda k: k.split("/")[0]  # noqa: E731
-    layers = [n for n in transfer_layers(spec.model)
-              if all(k in src and src[k].shape == v.shape for k, v in dst.items() if layer(k) == n)]
+    # the same task (a mask model widened, say) also keeps its heads where their shapes agree
+    heads = ("head", "local", "dec3", "dec2", "dec1", "dec_out") if saved.task == spec.task else ()
+    layers = [n for n in (*transfer_layers(spec.model), *heads)
+              if any(layer(k) == n for k in dst)
+              and all(k in src and src[k].shape == v.shape for k, v in dst.items() if layer(k) == n)]
     if not {"conv1", "conv2", "conv3", "conv4"} <= set(layers):
         raise CheckpointError(f"--init {path} holds a {saved.task} model {saved.model}, not the {spec.task} model "
                               f"{spec.model} of target {spec.name!r}, and its convolutions differ in shape.")
@@ -578,11 +582,35 @@ def _init_from(model: MaskCNN, spec: TargetSpec, path: str | os.PathLike) -> dic
         src = _param_arrays(loaded)
         mine = _param_arrays(model)
         mine.update({k: v for k, v in src.items() if k in mine and k.split("/")[0] in layers})
+        identity = _identity_context(spec.model, layers, mine)
         nnx.update(model, checkpoint.arrays_to_tree(nnx.state(model, nnx.Param), mine))
     training = meta.get("training") or {}
     return {"path": os.path.basename(os.fspath(path)), "sha256": meta.get("sha256"),
             "step": training.get("step"), "data": training.get("data"),
-            **({"layers": layers} if layers is not None else {})}
+            **({"layers": layers} if layers is not None else {}),
+            **({"identity": identity} if layers is not None and identity else {})}
+
+
+def _identity_context(config: ModelConfig, copied: Sequence[str], params: dict[str, np.ndarray]) -> list[str]:
+    """Context layers a transfer could not copy (the source has a narrower window) start as the identity (the
+    centre tap passes each channel through, zero bias) when the trunk below them was copied, so the widened model
+    starts out computing what the source computed (up to the leaky ReLU applied once more to negative values)
+    and the copied dense layer reads the features it was trained on. Changes ``params`` in place; returns the
+    layers set."""
+    trunk = [name for name, kind, _ in model_layers(config) if kind == "conv"]
+    ctx = [n for n in trunk if n.startswith("ctx")]
+    if not ctx or not {"conv1", "conv2", "conv3", "conv4"} <= set(copied):
+        return []
+    done = []
+    for name in ctx:
+        if name in copied:
+            continue
+        kernel = np.zeros_like(params[f"{name}/kernel"])
+        kernel[1, 1] = np.eye(kernel.shape[-1], dtype=kernel.dtype)
+        params[f"{name}/kernel"] = kernel
+        params[f"{name}/bias"] = np.zeros_like(params[f"{name}/bias"])
+        done.append(name)
+    return done
 
 
 def _jsonable(d):

@@ -360,6 +360,37 @@ def test_init_transfers_convolutions_to_another_task(data, tdir, tmp_path, capsy
     assert len(err) == 1 and "convolutions differ" in err[0]
 
 
+def test_init_widens_a_model_with_identity_context_layers(data, tdir, tmp_path):
+    """A transfer into a model with context layers the source lacks starts them as the identity, so the widened
+    model begins where the source was (its window's middle) instead of from a random re-mapping of the features
+    its copied dense layer was trained on."""
+    first = _trainer(data, tdir, tmp_path / "a", steps=2)
+    first.run(progress=False, out=tmp_path / "a.npz")
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    (wide / "vocals.toml").write_text((tdir / "vocals.toml").read_text().replace("[model]\n",
+                                                                                 "[model]\ncontext_layers = 2\n"))
+    spec = load_spec(wide / "vocals.toml")
+    assert spec.model.context_layers == 2
+    train, valid = split_tracks([data], is_wav=True)
+    cfg = TrainConfig(steps=1, batch=4, frames=8, val_every=1000, val_batches=1, val_seconds=2.0, warmup=2)
+    tr = Trainer(spec, train, valid, cfg, tmp_path / "b", init=tmp_path / "a.npz")
+    assert tr.init["identity"] == ["ctx1", "ctx2"]
+    assert "head" in tr.init["layers"]  # the same task keeps its head
+    start = _params(tr)
+    assert not np.any(start["ctx1/bias"])
+    np.testing.assert_array_equal(start["ctx2/kernel"][1, 1], np.eye(4, dtype=np.float32))
+    assert not np.any(start["ctx2/kernel"][0]) and not np.any(start["ctx2/kernel"][:, 2])
+    src = checkpoint.load_model(tmp_path / "a.npz")[0]
+    x = np.random.default_rng(3).standard_normal((1, 80, 513)).astype(np.float32) + 2.0
+    narrow, widened = np.asarray(src(x))[0], np.asarray(tr.model()(x))[0]  # 56 and 20 frames
+    np.testing.assert_allclose(widened, narrow[18:-18], atol=1e-3 * float(np.abs(narrow).max()))
+    # a source that already has the layers lends them: nothing is reset
+    tr.run(progress=False, out=tmp_path / "b.npz")
+    again = Trainer(spec, train, valid, cfg, tmp_path / "c", init=tmp_path / "b.npz")
+    assert "identity" not in again.init
+
+
 def test_train_errors(data, tdir, capsys):
     assert main(["train", "--target", "vocals"]) == 2
     assert "--musdb-root" in capsys.readouterr().err
