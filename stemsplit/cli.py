@@ -472,9 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--frames", type=_positive_int, default=64,
                    help="frames predicted per example; 1 = the article's single centre frame (default 64)")
     r.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default 1e-3)")
-    r.add_argument("--loss", choices=["mse", "bce", "wbce"],
+    r.add_argument("--loss", choices=["mse", "bce", "wbce", "ebce"],
                    help="wbce: cross-entropy against magnitude-ratio labels weighted by the mix magnitude "
-                        "(default for masks); mse as in the article; bce (default for activity targets)")
+                        "(default for masks); ebce: the same weighted by the mix energy; mse as in the article; "
+                        "bce (default for activity targets)")
     r.add_argument("--ema", type=float, default=0.999,
                    help="decay of the weights' moving average used for validation and the checkpoint "
                         "(default 0.999; 0 = raw weights)")

@@ -38,7 +38,7 @@ from .targets import TargetSpec
 
 __all__ = ["TrainConfig", "Trainer", "make_optimizer", "loss_fn", "train_step", "train", "plot_metrics"]
 
-LOSSES = ("mse", "bce", "wbce")
+LOSSES = ("mse", "bce", "wbce", "ebce")
 STATS_STREAM = 1_000_003  # sampler stream of the input statistics (training uses one stream per process)
 
 
@@ -58,11 +58,13 @@ class TrainConfig:
         Adam learning rate, linear warm-up steps, and the cosine decay's final fraction.
     clip : float
         Global gradient-norm clip.
-    loss : {"mse", "bce", "wbce"}
+    loss : {"mse", "bce", "wbce", "ebce"}
         The article's mean squared error on sigmoid outputs against binary masks, binary cross-entropy against
         them, or ``"wbce"``: cross-entropy against magnitude-ratio labels (``|S| / (|S| + |R|)``), each bin
         weighted by the mix magnitude (normalised per example), so that loud bins, which carry the error SDR
         measures, count and near-silent ones do not; a score above 0.5 still means "the target dominates".
+        ``"ebce"``: the same labels, each bin weighted by the mix's energy (magnitude squared, normalised per
+        example), as SDR weighs errors.
     ema : float
         Decay of the exponential moving average of the weights that validation, the best model and the
         written checkpoint use (0 = the raw weights).
@@ -111,7 +113,7 @@ class TrainConfig:
     @property
     def labels(self) -> str:
         """The mask labels the loss is defined on."""
-        return "ratio" if self.loss == "wbce" else "binary"
+        return "ratio" if self.loss in ("wbce", "ebce") else "binary"
 
 
 def set_input_stats(model: MaskCNN, sampler: ExampleSampler, seed: int, batches: int = 8) -> None:
@@ -132,25 +134,25 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adam(schedule))
 
 
-def mix_weights(x: jax.Array, frames: int) -> jax.Array:
+def mix_weights(x: jax.Array, frames: int, power: float = 1.0) -> jax.Array:
     """Per-bin loss weights from the model's input features ``(batch, frames + context, bins)``: the mix magnitude
-    at the predicted frames (features are ``log1p`` of a scaled magnitude), normalised to mean 1 per example
-    so that a quiet excerpt counts as much as a loud one. Shape ``(batch, frames, bins)``."""
+    at the predicted frames (features are ``log1p`` of a scaled magnitude) to ``power`` (2: energy), normalised
+    to mean 1 per example so that a quiet excerpt counts as much as a loud one. Shape ``(batch, frames, bins)``."""
     half = (x.shape[1] - frames) // 2
-    mag = jnp.expm1(x[:, half:half + frames])
+    mag = jnp.expm1(x[:, half:half + frames]) ** power
     return mag / (mag.mean(axis=(1, 2), keepdims=True) + 1e-8)
 
 
 def loss_fn(logits: jax.Array, labels: jax.Array, kind: str, x: jax.Array | None = None) -> jax.Array:
     """Mean loss of sigmoid outputs against labels (see :class:`TrainConfig` ``loss``).
 
-    ``x`` (the input features) gives the ``"wbce"`` weights; targets with one output (vocal activity) take
-    plain cross-entropy.
+    ``x`` (the input features) gives the ``"wbce"`` and ``"ebce"`` weights; targets with one output (vocal
+    activity) take plain cross-entropy.
     """
-    if kind == "wbce" and x is not None and logits.shape[-1] == x.shape[-1]:
-        w = mix_weights(x, logits.shape[1])
+    if kind in ("wbce", "ebce") and x is not None and logits.shape[-1] == x.shape[-1]:
+        w = mix_weights(x, logits.shape[1], 2.0 if kind == "ebce" else 1.0)
         return (optax.sigmoid_binary_cross_entropy(logits, labels) * w).mean()
-    if kind in ("bce", "wbce"):
+    if kind in ("bce", "wbce", "ebce"):
         return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
     return jnp.mean((jax.nn.sigmoid(logits) - labels) ** 2)
 

@@ -163,6 +163,10 @@ def test_wbce_weights_bins_by_the_mix_magnitude():
     np.testing.assert_allclose(float(loss_fn(jnp.asarray(logits), jnp.asarray(y), "wbce", jnp.asarray(x))),
                                (bce * w).mean(), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(mix_weights(jnp.asarray(x), 5)).mean(axis=(1, 2)), 1.0, rtol=1e-5)
+    # ebce: the same labels weighted by the energy (|X| squared), as SDR weighs errors
+    e = mag ** 2 / (mag ** 2).mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(float(loss_fn(jnp.asarray(logits), jnp.asarray(y), "ebce", jnp.asarray(x))),
+                               (bce * e).mean(), rtol=1e-5)
     # one output (vocal activity): plain cross-entropy
     one = loss_fn(jnp.asarray(logits[..., :1]), jnp.asarray(y[..., :1]), "wbce", jnp.asarray(x))
     np.testing.assert_allclose(float(one), bce[..., :1].mean(), rtol=1e-5)
