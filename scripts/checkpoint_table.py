@@ -21,6 +21,8 @@ def main(folder: Path) -> None:
         m = meta["target"]["model"]
         thr = f"{t['threshold']:.2f} (calibrated)" if "threshold" in t else "0.50"
         dec = f", decoder {m['decoder']}" if m.get("decoder") else ""
+        if m.get("context_layers"):
+            dec += f", {m['context_layers']} context layers"
         print(f"| {path.name} | {meta['target']['name']} | {m['conv_channels']} filters, Dense {m['dense_units']}"
               f"{', local head' if m.get('local_head') else ''}"
               f"{dec} | "

@@ -7,7 +7,8 @@ once every STFT frame overlapping it
 has its mask, and a frame's mask needs the frames up to 12 ahead of it (half the 25-frame context; more for
 models with context layers) to be complete: so the stream lags the input by a fixed number of samples,
 :attr:`StreamSeparator.latency` (8,191 samples = 186 ms at 44.1 kHz: 12 frames of look-ahead plus the STFT
-window). Output sample ``k`` is the
+window; 17,407 samples = 395 ms with ``gate_vocals``, whose detector has two context layers and looks 30 frames
+ahead). Output sample ``k`` is the
 offline stem's sample ``k - latency`` (zeros before), so the concatenated output equals ``separate()`` on the
 whole signal, shifted by the latency.
 
