@@ -24,11 +24,11 @@ FOUR = ("vocals", "drums", "bass", "other")
 MIN_GAIN_DB = {"vocals": 3.3, "drums": 1.2, "bass": 3.0, "other": 1.5}
 #: the shipped files, pinned: a changed checkpoint must come with new measurements (docs/checkpoints.md)
 SHA256 = {
-    "bass": "03b8fb1b007aa04f43bd9d9df61bac713e6518f07c3d390dd2ad4302cfd8c072",
-    "drums": "4c52901aa7b685ac1fd7b2f07a982fc10109c2d45fdd755473d8b85eccdad735",
-    "other": "000a8086f3f4923afdf9d3bdb6568d295a06e7ccbf0ca6c5d427f15967692780",
+    "bass": "94a9de95a724e5bd5662981976538effa1490a9083042fe3ead97c555e4703ba",
+    "drums": "22de1a3442037cb3ed23a8210ef5ff31674e45ed87722faf27ab43648f902141",
+    "other": "429d4975b5daab075588cfddca26fb6e41640fe4310ef1cc832fb5922ee53491",
     "vocal-activity": "79bbe439acef5dca020a06986c7ed18bfa7610e12b4070335a62335ce8a7410b",
-    "vocals": "da7c05002d607610a378d516e09e860346846a85c406e4366a35368fd3255517",
+    "vocals": "cd886ad44a089fabd8dea97aec5a990881aefabc72aa0dc079c06fb39081dab2",
 }
 
 
