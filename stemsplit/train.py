@@ -39,6 +39,8 @@ from .targets import TargetSpec
 __all__ = ["TrainConfig", "Trainer", "make_optimizer", "loss_fn", "train_step", "train", "plot_metrics"]
 
 LOSSES = ("mse", "bce", "wbce", "ebce")
+#: the losses on magnitude-ratio labels whose bins are weighted by the mix, and the power of its magnitude used
+WEIGHTED_LOSSES = {"wbce": 1.0, "ebce": 2.0}
 STATS_STREAM = 1_000_003  # sampler stream of the input statistics (training uses one stream per process)
 
 
@@ -113,7 +115,7 @@ class TrainConfig:
     @property
     def labels(self) -> str:
         """The mask labels the loss is defined on."""
-        return "ratio" if self.loss in ("wbce", "ebce") else "binary"
+        return "ratio" if self.loss in WEIGHTED_LOSSES else "binary"
 
 
 def set_input_stats(model: MaskCNN, sampler: ExampleSampler, seed: int, batches: int = 8) -> None:
@@ -139,7 +141,9 @@ def mix_weights(x: jax.Array, frames: int, power: float = 1.0) -> jax.Array:
     at the predicted frames (features are ``log1p`` of a scaled magnitude) to ``power`` (2: energy), normalised
     to mean 1 per example so that a quiet excerpt counts as much as a loud one. Shape ``(batch, frames, bins)``."""
     half = (x.shape[1] - frames) // 2
-    mag = jnp.expm1(x[:, half:half + frames]) ** power
+    mag = jnp.expm1(x[:, half:half + frames])
+    if power != 1.0:
+        mag = mag ** power
     return mag / (mag.mean(axis=(1, 2), keepdims=True) + 1e-8)
 
 
@@ -149,10 +153,10 @@ def loss_fn(logits: jax.Array, labels: jax.Array, kind: str, x: jax.Array | None
     ``x`` (the input features) gives the ``"wbce"`` and ``"ebce"`` weights; targets with one output (vocal
     activity) take plain cross-entropy.
     """
-    if kind in ("wbce", "ebce") and x is not None and logits.shape[-1] == x.shape[-1]:
-        w = mix_weights(x, logits.shape[1], 2.0 if kind == "ebce" else 1.0)
+    if kind in WEIGHTED_LOSSES and x is not None and logits.shape[-1] == x.shape[-1]:
+        w = mix_weights(x, logits.shape[1], WEIGHTED_LOSSES[kind])
         return (optax.sigmoid_binary_cross_entropy(logits, labels) * w).mean()
-    if kind in ("bce", "wbce", "ebce"):
+    if kind == "bce" or kind in WEIGHTED_LOSSES:
         return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
     return jnp.mean((jax.nn.sigmoid(logits) - labels) ** 2)
 
@@ -563,10 +567,11 @@ def check_init(spec: TargetSpec, path: str | os.PathLike):
     src = _param_arrays(loaded)
     dst = _param_arrays(MaskCNN(spec.model, rngs=nnx.Rngs(0)))
     layer = lambda k: k.split("/")[0]  # noqa: E731
-    # the same task (a mask model widened, say) also keeps its heads where their shapes agree
-    heads = ("head", "local", "dec3", "dec2", "dec1", "dec_out") if saved.task == spec.task else ()
-    layers = [n for n in (*transfer_layers(spec.model), *heads)
-              if any(layer(k) == n for k in dst)
+    # the same task (a mask model widened, say) also keeps its heads and decoder where their shapes agree
+    candidates = list(transfer_layers(spec.model))
+    if saved.task == spec.task:
+        candidates += [n for n in dict.fromkeys(map(layer, dst)) if n not in candidates]
+    layers = [n for n in candidates if any(layer(k) == n for k in dst)
               and all(k in src and src[k].shape == v.shape for k, v in dst.items() if layer(k) == n)]
     if not {"conv1", "conv2", "conv3", "conv4"} <= set(layers):
         raise CheckpointError(f"--init {path} holds a {saved.task} model {saved.model}, not the {spec.task} model "
@@ -578,41 +583,33 @@ def _init_from(model: MaskCNN, spec: TargetSpec, path: str | os.PathLike) -> dic
     """Copy a saved model's weights into ``model`` (all of them for the same target model and task, the shared
     layers for a transfer); returns its provenance."""
     loaded, meta, layers = check_init(spec, path)
+    training = meta.get("training") or {}
+    record = {"path": os.path.basename(os.fspath(path)), "sha256": meta.get("sha256"),
+              "step": training.get("step"), "data": training.get("data")}
     if layers is None:
         nnx.update(model, nnx.state(loaded, nnx.Param))
-    else:
-        src = _param_arrays(loaded)
-        mine = _param_arrays(model)
-        mine.update({k: v for k, v in src.items() if k in mine and k.split("/")[0] in layers})
-        identity = _identity_context(spec.model, layers, mine)
-        nnx.update(model, checkpoint.arrays_to_tree(nnx.state(model, nnx.Param), mine))
-    training = meta.get("training") or {}
-    return {"path": os.path.basename(os.fspath(path)), "sha256": meta.get("sha256"),
-            "step": training.get("step"), "data": training.get("data"),
-            **({"layers": layers} if layers is not None else {}),
-            **({"identity": identity} if layers is not None and identity else {})}
+        return record
+    src = _param_arrays(loaded)
+    mine = _param_arrays(model)
+    mine.update({k: v for k, v in src.items() if k in mine and k.split("/")[0] in layers})
+    identity = _identity_context(spec.model, layers, mine)
+    nnx.update(model, checkpoint.arrays_to_tree(nnx.state(model, nnx.Param), mine))
+    return {**record, "layers": layers, **({"identity": identity} if identity else {})}
 
 
 def _identity_context(config: ModelConfig, copied: Sequence[str], params: dict[str, np.ndarray]) -> list[str]:
-    """Context layers a transfer could not copy (the source has a narrower window) start as the identity (the
-    centre tap passes each channel through, zero bias) when the trunk below them was copied, so the widened model
-    starts out computing what the source computed (up to the leaky ReLU applied once more to negative values)
-    and the copied dense layer reads the features it was trained on. Changes ``params`` in place; returns the
-    layers set."""
-    trunk = [name for name, kind, _ in model_layers(config) if kind == "conv"]
-    ctx = [n for n in trunk if n.startswith("ctx")]
-    if not ctx or not {"conv1", "conv2", "conv3", "conv4"} <= set(copied):
-        return []
-    done = []
+    """Context layers a transfer could not copy (the source has a narrower window; the trunk below them always
+    was, :func:`check_init`) start as the identity (the centre tap passes each channel through, zero bias), so
+    the widened model starts out computing what the source computed (up to the leaky ReLU applied once more to
+    negative values) and the copied dense layer reads the features it was trained on. Changes ``params`` in
+    place; returns the layers set."""
+    ctx = [name for name, _, _ in model_layers(config)[len(model_layers()):] if name not in copied]
     for name in ctx:
-        if name in copied:
-            continue
         kernel = np.zeros_like(params[f"{name}/kernel"])
         kernel[1, 1] = np.eye(kernel.shape[-1], dtype=kernel.dtype)
         params[f"{name}/kernel"] = kernel
         params[f"{name}/bias"] = np.zeros_like(params[f"{name}/bias"])
-        done.append(name)
-    return done
+    return ctx
 
 
 def _jsonable(d):
