@@ -245,8 +245,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, lr=args.lr, loss=loss,
                       ema=args.ema, seed=args.seed, val_every=args.val_every, val_seconds=args.val_seconds,
                       patience=args.patience,
-                      augment=AugmentConfig(remix=args.remix, eq=args.eq, reverb=args.reverb,
-                                            speed=args.speed, drop_target=args.drop_target))
+                      augment=AugmentConfig(remix=args.remix, remix_sources=args.remix_sources, eq=args.eq,
+                                            reverb=args.reverb, speed=args.speed, drop_target=args.drop_target))
     run_dir = args.run_dir or os.path.join("runs", spec.name)
     _refuse_shipped(args.out or os.path.join(run_dir, f"{spec.name}.npz"), args.overwrite_shipped)
     valid = [v for v in (args.valid_tracks or "").split(",") if v] or None
@@ -481,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0.999; 0 = raw weights)")
     r.add_argument("--remix", type=_probability, default=0.5,
                    help="probability of drawing the target and the rest from different tracks (default 0.5)")
+    r.add_argument("--remix-sources", type=_probability, default=0.0,
+                   help="with remix, probability that each stem of the rest (drums, bass, other) comes from its "
+                        "own track, as open-unmix's random track mix (default 0)")
     r.add_argument("--eq", type=_probability, default=0.3, help="probability of a random EQ per source (default 0.3)")
     r.add_argument("--reverb", type=_probability, default=0.2,
                    help="probability of a random synthetic room per source (default 0.2)")

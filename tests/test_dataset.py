@@ -249,3 +249,32 @@ def test_speed_keeps_one_track_aligned_and_examples_unchanged_without_it(root, t
     apart = ExampleSampler(tracks, ["vocals"], frames=8, augment=AugmentConfig(remix=1.0, speed=1.0, **still))
     target, rest, _, _ = apart._sources(np.random.default_rng(0))
     assert np.abs(target + rest).max() > 0.1  # drawn apart: no cancellation
+
+
+def test_remix_sources_draws_each_accompaniment_stem_from_its_own_track(tmp_path):
+    """With ``remix_sources`` every stem of the rest may come from its own track (open-unmix's random track mix);
+    at 0 the rest comes from one track and no extra random draws change the examples."""
+    make_musdb(tmp_path, tracks=6, seconds=1.0, seed=3)
+    train, _ = split_tracks([tmp_path], is_wav=True)
+
+    def rest_tracks(aug, n=60):
+        s = ExampleSampler(train, ["vocals"], frames=4, augment=aug)
+        calls = []
+        real = s._read
+        s._read = lambda t, source, o, c: calls.append((t.name, source)) or real(t, source, o, c)
+        per_example = []
+        for i in range(n):
+            calls.clear()
+            s._sources(np.random.default_rng(i))
+            rest = [c for c in calls if c[1] != "vocals"]
+            assert sorted(src for _, src in rest) == ["bass", "drums", "other"]
+            per_example.append({name for name, _ in rest})
+        return per_example
+
+    assert all(len(names) == 1 for names in rest_tracks(AugmentConfig(remix=1.0)))
+    mixed = rest_tracks(AugmentConfig(remix=1.0, remix_sources=1.0))
+    assert np.mean([len(names) > 1 for names in mixed]) > 0.5
+    base = ExampleSampler(train, ["vocals"], frames=4, augment=AugmentConfig())
+    zero = ExampleSampler(train, ["vocals"], frames=4, augment=AugmentConfig(remix_sources=0.0))
+    for a, b in zip(base.batch(seed=2, step=0, size=4), zero.batch(seed=2, step=0, size=4), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -401,7 +401,7 @@ def test_train_errors(data, tdir, capsys):
     assert main(["train", "--target", "kazoo", "--musdb-root", str(data), "--targets-dir", str(tdir)]) == 2
     assert main(["train", "--target", "vocals", "--musdb-root", "/nonexistent", "--is-wav"]) == 2
     assert "not found" in capsys.readouterr().err
-    for opt in ("--drop-target", "--remix", "--eq", "--reverb", "--speed"):
+    for opt in ("--drop-target", "--remix", "--remix-sources", "--eq", "--reverb", "--speed"):
         with pytest.raises(SystemExit) as e:
             main(["train", "--target", "vocals", "--musdb-root", str(data), "--is-wav", opt, "1.5"])
         assert e.value.code == 2 and "between 0 and 1" in capsys.readouterr().err

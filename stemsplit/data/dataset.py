@@ -5,7 +5,8 @@ Augmentation follows the peers (open-unmix, demucs): random gain per source, ran
 change (pitch and tempo together, as demucs's repitch without its tempo correction), a random EQ (a boosted or
 cut low or high band) and a random synthetic room (reverb) per source, sources drawn from
 different tracks at different offsets (tracks drawn by the same per-root shares as plain examples, so a large
-synthetic root cannot crowd the real ones out of the remix), and silent excerpts skipped. Every example depends only on
+synthetic root cannot crowd the real ones out of the remix), optionally each accompaniment stem from its own
+track (open-unmix's random track mix), and silent excerpts skipped. Every example depends only on
 ``(seed, step, index)``, so a run is reproducible and resumable without storing a sampler state.
 """
 
@@ -38,6 +39,13 @@ class AugmentConfig:
     remix : float
         Probability that an example's sources come from different tracks at different offsets: the target
         from one track, everything else from another (each drawn with the tracks' shares).
+    remix_sources : float
+        With remix, probability that each stem of the rest (drums, bass, other: everything but the target)
+        comes from its own track and offset, drawn with the shares among the tracks that have that stem,
+        instead of all from the one rest track: the drums of one song, the bass of a second, the other
+        instruments of a third (open-unmix's random track mix). New accompaniments from the same few songs, at
+        the price of keys and tempi that do not agree. A rest that is one stem (an accompaniment, or the mix
+        minus the target) stays whole.
     keep_silent_target : float
         Probability of keeping an excerpt whose target is silent (such examples teach "no target here").
     eq : float
@@ -61,6 +69,7 @@ class AugmentConfig:
     gain_db: tuple[float, float] = (-12.0, 3.0)
     channel_swap: float = 0.5
     remix: float = 0.5
+    remix_sources: float = 0.0
     keep_silent_target: float = 0.2
     eq: float = 0.0
     reverb: float = 0.0
@@ -247,9 +256,12 @@ class ExampleSampler:
         rest_track = self._draw(rng, sr) if remix else track
         # a dropped target is neither read nor augmented (no draw at all when drop_target is 0)
         dropped = bool(aug is not None and aug.drop_target and rng.random() < aug.drop_target)
+        rest = [(rest_track, s) for s in self._rest_sources(rest_track)]
+        if remix and aug.remix_sources and len(rest) > 1:  # no draw at all when remix_sources is 0
+            rest = [(self._draw(rng, sr, s) if rng.random() < aug.remix_sources else t, s) for t, s in rest]
         parts: list[tuple[bool, np.ndarray]] = []
         for is_target, t, source in [(True, track, s) for s in self.target_stems if not dropped] + [
-                (False, rest_track, s) for s in self._rest_sources(rest_track)]:
+                (False, t, s) for t, s in rest]:
             factor = shared
             if remix and aug.speed and rng.random() < aug.speed:
                 factor = speed_factor(rng, aug.speed_semitones)
