@@ -295,7 +295,9 @@ class StemMaker:
 
     def scores(self, outputs: Sequence[np.ndarray]) -> np.ndarray:
         """The targets' scores ``(targets, bins, frames)`` from the runners' per-model ``(frames, bins)``."""
-        return np.stack([np.swapaxes(o, 0, 1) for o in outputs[:len(self.specs)]])
+        # a transposed view of the outputs' frame-by-frame memory: the masks keep that order
+        # (stemsplit.masks), and so multiply the spectrum, laid out the same way, without a copy
+        return np.swapaxes(np.stack(outputs[:len(self.specs)]), 1, 2)
 
     def masks_from_scores(self, scores: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
         """Target masks ``(targets, n_bins, frames)`` on an input grid from scores ``(targets, bins, frames)``,
@@ -310,7 +312,7 @@ class StemMaker:
         if self.gate is not None:
             voiced = (outputs[-1][:, 0] >= self.gate.threshold)[None, :]
             k = [s.name for s in self.specs].index("vocals")
-            m = m.copy()
+            m = m.copy(order="K")
             rest = rest + m[k] * ~voiced
             m[k] *= voiced
         return m, rest

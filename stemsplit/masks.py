@@ -154,22 +154,37 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
         owned = scores[0] >= np.float32(thresholds[0])
         return owned[None].astype(np.float32), (~owned).astype(np.float32)
     prio = np.arange(k)[::-1] if priorities is None else np.asarray(priorities)
-    order = np.argsort(-prio, kind="stable")  # argmax takes the first maximum: put high priority first
-    ranked = scores[order]
-    claims = ranked >= np.asarray(thresholds, dtype=np.float32)[order][:, None, None]
-    owned = claims.any(axis=0)
-    if rule == "priority":
-        winner = np.argmax(claims, axis=0)  # the first (highest-priority) claimant
-    else:
-        winner = np.argmax(np.where(claims, ranked, -1.0), axis=0)
-        if rule == "lead":  # the highest-priority target keeps what it claims
-            winner = np.where(claims[0], 0, winner)
-    if exhaustive:  # the unclaimed bins go to the best score
-        winner = np.where(owned, winner, np.argmax(ranked, axis=0))
+    order = np.argsort(-prio, kind="stable")  # highest priority first: it wins exact ties of score
+    # one pass per target over its own (contiguous) scores, in priority order: the winner so far and its score
+    # working arrays in the scores' memory order (np.full_like keeps it)
+    winner = np.full_like(scores[0], -1, dtype=np.int8)
+    best = np.full_like(scores[0], -1.0)
+    lead = None
+    for rank, j in enumerate(order):
+        claim = scores[j] >= np.float32(thresholds[j])
+        if rule == "priority":
+            take = claim & (winner < 0)  # the first claimant in priority order
+        else:  # the best-scoring claimant; strictly better, so an exact tie stays with the higher priority
+            take = claim & (scores[j] > best)
+            if rule == "lead" and rank > 0:
+                take &= ~lead  # the highest-priority target keeps what it claims
+            np.copyto(best, scores[j], where=take)
+        if rank == 0:
+            lead = claim
+        np.copyto(winner, np.int8(j), where=take)
+    owned = winner >= 0
+    if exhaustive:  # the unclaimed bins go to the best score (exact ties to the higher priority)
+        top = np.full_like(scores[0], -np.inf)
+        best_any = np.zeros_like(scores[0], dtype=np.int8)
+        for j in order:
+            better = scores[j] > top
+            np.copyto(top, scores[j], where=better)
+            np.copyto(best_any, np.int8(j), where=better)
+        winner = np.where(owned, winner, best_any)
         owned = np.ones_like(owned)
-    masks_ranked = (np.arange(k)[:, None, None] == winner[None]) & owned[None]
     masks = np.empty_like(scores)
-    masks[order] = masks_ranked
+    for j in range(k):
+        np.equal(winner, j, out=masks[j], casting="unsafe")
     return masks, (~owned).astype(np.float32)
 
 
@@ -196,9 +211,20 @@ def extend_band(scores: np.ndarray, n_bins: int) -> np.ndarray:
     model_bins = scores.shape[-2]
     if n_bins <= model_bins:
         return scores[..., :n_bins, :]
-    top = scores[..., model_bins // 2:, :].mean(axis=-2, keepdims=True)
-    high = np.broadcast_to(top, scores.shape[:-2] + (n_bins - model_bins, scores.shape[-1]))
-    return np.concatenate([scores, high], axis=-2)
+    out = _empty_like_layout(scores, n_bins)
+    out[..., :model_bins, :] = scores
+    out[..., model_bins:, :] = scores[..., model_bins // 2:, :].mean(axis=-2, keepdims=True)
+    return out
+
+
+def _empty_like_layout(a: np.ndarray, n_bins: int, dtype=None) -> np.ndarray:
+    """An empty ``(..., n_bins, frames)`` array with ``a``'s dtype and memory order: frame by frame (a transposed
+    view, as the models' outputs and the STFT are laid out) when ``a`` is, so that elementwise work and the
+    products with the spectrum read memory in order."""
+    dtype = a.dtype if dtype is None else dtype
+    if a.ndim >= 2 and a.strides[-1] > a.strides[-2]:  # frames-major memory
+        return np.swapaxes(np.empty(a.shape[:-2] + (a.shape[-1], n_bins), dtype=dtype), -1, -2)
+    return np.empty(a.shape[:-2] + (n_bins, a.shape[-1]), dtype=dtype)
 
 
 def combine_on_grid(scores: np.ndarray, n_bins: int, **kw) -> tuple[np.ndarray, np.ndarray]:
@@ -225,9 +251,11 @@ def combine_on_grid(scores: np.ndarray, n_bins: int, **kw) -> tuple[np.ndarray, 
     if n_bins <= model_bins:
         return combine(scores[..., :n_bins, :], **kw)
     m, r = combine(extend_band(scores, model_bins + 1), **kw)
-    reps = np.ones(model_bins + 1, dtype=np.intp)
-    reps[-1] = n_bins - model_bins
-    return np.repeat(m, reps, axis=-2), np.repeat(r, reps, axis=-2)
+    out_m, out_r = _empty_like_layout(m, n_bins), _empty_like_layout(r, n_bins)
+    for full, small in ((out_m, m), (out_r, r)):  # the summary row broadcast over the high bins
+        full[..., :model_bins, :] = small[..., :model_bins, :]
+        full[..., model_bins:, :] = small[..., model_bins:, :]
+    return out_m, out_r
 
 
 def wiener(target_masks: np.ndarray, residual: np.ndarray, spec: np.ndarray, *, iterations: int = 1) -> np.ndarray:
