@@ -155,8 +155,8 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
         return owned[None].astype(np.float32), (~owned).astype(np.float32)
     prio = np.arange(k)[::-1] if priorities is None else np.asarray(priorities)
     order = np.argsort(-prio, kind="stable")  # highest priority first: it wins exact ties of score
-    # one pass per target over its own (contiguous) scores, in priority order: the winner so far and its score
-    # working arrays in the scores' memory order (np.full_like keeps it)
+    # one pass per target over its own scores, in priority order, keeping the winner so far and its score (the
+    # working arrays in the scores' memory order: np.full_like keeps it)
     winner = np.full_like(scores[0], -1, dtype=np.int8)
     best = np.full_like(scores[0], -1.0)
     lead = None
@@ -217,14 +217,13 @@ def extend_band(scores: np.ndarray, n_bins: int) -> np.ndarray:
     return out
 
 
-def _empty_like_layout(a: np.ndarray, n_bins: int, dtype=None) -> np.ndarray:
+def _empty_like_layout(a: np.ndarray, n_bins: int) -> np.ndarray:
     """An empty ``(..., n_bins, frames)`` array with ``a``'s dtype and memory order: frame by frame (a transposed
     view, as the models' outputs and the STFT are laid out) when ``a`` is, so that elementwise work and the
     products with the spectrum read memory in order."""
-    dtype = a.dtype if dtype is None else dtype
     if a.ndim >= 2 and a.strides[-1] > a.strides[-2]:  # frames-major memory
-        return np.swapaxes(np.empty(a.shape[:-2] + (a.shape[-1], n_bins), dtype=dtype), -1, -2)
-    return np.empty(a.shape[:-2] + (n_bins, a.shape[-1]), dtype=dtype)
+        return np.swapaxes(np.empty(a.shape[:-2] + (a.shape[-1], n_bins), dtype=a.dtype), -1, -2)
+    return np.empty(a.shape[:-2] + (n_bins, a.shape[-1]), dtype=a.dtype)
 
 
 def combine_on_grid(scores: np.ndarray, n_bins: int, **kw) -> tuple[np.ndarray, np.ndarray]:
