@@ -25,13 +25,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import binary_dilation, median_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemsplit.data.tracks import find_tracks  # noqa: E402
 from stemsplit.evaluate import track_labels  # noqa: E402
-from stemsplit.vad import ActivityDetector, segments_to_frames, vocal_segments  # noqa: E402
+from stemsplit.vad import ActivityDetector, activity_scores, segments_to_frames, vocal_segments  # noqa: E402
 
 NEAR = 10  # frames: "near a label change"
 
@@ -42,24 +42,22 @@ def analyse(labels: np.ndarray, probs: np.ndarray, threshold: float, hop_s: floa
     pred = probs >= threshold
     err = pred != labels
     changes = np.flatnonzero(np.diff(labels.astype(np.int8)) != 0)
-    idx = np.arange(labels.size)
-    if changes.size:
-        pos = np.searchsorted(changes, idx).clip(1, changes.size) - 1
-        nearest = np.minimum(np.abs(idx - changes[pos]), np.abs(idx - changes[np.minimum(pos + 1, changes.size - 1)]))
-        near = nearest <= NEAR
-    else:
-        near = np.zeros(labels.size, bool)
+    near = np.zeros(labels.size, bool)
+    near[changes] = True
+    near = binary_dilation(near, iterations=NEAR) if changes.size else near  # within NEAR frames of a change
     runs = np.diff(np.concatenate([[0], changes + 1, [labels.size]]))
-    times = idx * hop_s
+    times = np.arange(labels.size) * hop_s
     oracle = segments_to_frames(times, vocal_segments(times, labels.astype(np.float32)))
-    out = {"frames": int(labels.size), "voiced": float(labels.mean()), "accuracy": float(1 - err.mean()),
+    out = {"frames": int(labels.size), "voiced": float(labels.mean()),
+           "accuracy": activity_scores(pred, labels)["accuracy"],
            "errors_near_change": float(err[near].sum() / max(err.sum(), 1)),
            "frames_near_change": float(near.mean()),
            "label_changes_per_s": float(changes.size / (labels.size * hop_s)),
            "label_runs_under_116ms": float(np.mean(runs < NEAR)),
-           "oracle_segments": float(np.mean(oracle == labels))}
+           "oracle_segments": activity_scores(oracle, labels)["accuracy"]}
     for w in (11, 41):
-        out[f"oracle_median_{w}"] = float(np.mean((median_filter(labels.astype(np.float32), w) > 0.5) == labels))
+        smoothed = median_filter(labels.astype(np.float32), w) > 0.5
+        out[f"oracle_median_{w}"] = activity_scores(smoothed, labels)["accuracy"]
     return out
 
 

@@ -159,18 +159,17 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
     # working arrays in the scores' memory order: np.full_like keeps it)
     winner = np.full_like(scores[0], -1, dtype=np.int8)
     best = np.full_like(scores[0], -1.0)
-    lead = None
+    # bins the others may take under the lead rule: those the highest-priority target does not claim
+    free = ~(scores[order[0]] >= np.float32(thresholds[order[0]])) if rule == "lead" else None
     for rank, j in enumerate(order):
         claim = scores[j] >= np.float32(thresholds[j])
         if rule == "priority":
             take = claim & (winner < 0)  # the first claimant in priority order
         else:  # the best-scoring claimant; strictly better, so an exact tie stays with the higher priority
             take = claim & (scores[j] > best)
-            if rule == "lead" and rank > 0:
-                take &= ~lead  # the highest-priority target keeps what it claims
+            if free is not None and rank > 0:
+                take &= free
             np.copyto(best, scores[j], where=take)
-        if rank == 0:
-            lead = claim
         np.copyto(winner, np.int8(j), where=take)
     owned = winner >= 0
     if exhaustive:  # the unclaimed bins go to the best score (exact ties to the higher priority)
