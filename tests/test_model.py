@@ -169,3 +169,30 @@ def test_decoder_draws_detail_at_single_bins():
     x[0, 12, 300] += 8.0
     diff = np.abs(np.asarray(m(x))[0, 0] - base)
     assert diff[299:302].max() > 0 and diff[299:302].max() > 3 * np.median(diff[100:200])
+
+
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_one_channel_convolution_and_its_gradient_match_the_convolution(dilation):
+    # the first layer is computed as broadcast multiply-adds (faster on a CPU), its gradient as the convolution's
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, 9, 18, 1)).astype(np.float32))
+    k = jnp.asarray(rng.standard_normal((3, 3, 1, 4)).astype(np.float32))
+    g = jnp.asarray(rng.standard_normal((2, 9 - 2 * dilation, 18, 4)).astype(np.float32))
+    fast = model_lib._one_channel_conv(x, k, dilation)
+    ref = model_lib._lax_conv(x, k, dilation)
+    assert fast.shape == ref.shape == g.shape
+    np.testing.assert_allclose(fast, ref, atol=1e-5)
+    grads = [jax.grad(lambda a, b, f=f: jnp.sum(f(a, b, dilation) * g), argnums=(0, 1))(x, k)
+             for f in (model_lib._one_channel_conv, model_lib._lax_conv)]
+    for got, want in zip(*grads, strict=True):
+        assert float(jnp.abs(want).max()) > 0
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_pool_max_over_strided_slices_matches_reduce_window():
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 11, 27, 3)).astype(np.float32))
+    for d in (1, 3):
+        want = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, 3, 1), (1, 1, 3, 1), "VALID")
+        n = want.shape[1] - 2 * d
+        want = jnp.maximum(jnp.maximum(want[:, :n], want[:, d:d + n]), want[:, 2 * d:2 * d + n])
+        np.testing.assert_array_equal(model_lib._pool(x, 1, d), want)
