@@ -243,6 +243,7 @@ def _train(args: argparse.Namespace) -> int:
         check_init(spec, args.init)  # a wrong or corrupt checkpoint fails here, before the data is read
     loss = args.loss or ("bce" if spec.task == "activity" else "wbce")
     cfg = TrainConfig(steps=args.steps, batch=args.batch, frames=args.frames, lr=args.lr, loss=loss,
+                      weight_decay=args.weight_decay,
                       ema=args.ema, seed=args.seed, val_every=args.val_every, val_seconds=args.val_seconds,
                       patience=args.patience,
                       augment=AugmentConfig(remix=args.remix, remix_sources=args.remix_sources, eq=args.eq,
@@ -472,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--frames", type=_positive_int, default=64,
                    help="frames predicted per example; 1 = the article's single centre frame (default 64)")
     r.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default 1e-3)")
+    r.add_argument("--weight-decay", type=float, default=0.0,
+                   help="decoupled weight decay (AdamW) on the kernels, e.g. 0.01 (default 0: plain Adam)")
     r.add_argument("--loss", choices=["mse", "bce", "wbce", "ebce"],
                    help="wbce: cross-entropy against magnitude-ratio labels weighted by the mix magnitude "
                         "(default for masks); ebce: the same weighted by the mix energy; mse as in the article; "

@@ -60,6 +60,9 @@ class TrainConfig:
         Adam learning rate, linear warm-up steps, and the cosine decay's final fraction.
     clip : float
         Global gradient-norm clip.
+    weight_decay : float
+        Decoupled weight decay (AdamW) on the convolution and dense kernels, relative to the learning rate
+        (0 = plain Adam). Biases and the input standardisation are not decayed.
     loss : {"mse", "bce", "wbce", "ebce"}
         The article's mean squared error on sigmoid outputs against binary masks, binary cross-entropy against
         them, or ``"wbce"``: cross-entropy against magnitude-ratio labels (``|S| / (|S| + |R|)``), each bin
@@ -91,6 +94,7 @@ class TrainConfig:
     warmup: int = 200
     min_lr_ratio: float = 0.05
     clip: float = 1.0
+    weight_decay: float = 0.0
     loss: str = "mse"
     ema: float = 0.0
     seed: int = 0
@@ -109,6 +113,8 @@ class TrainConfig:
                 raise OptionError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.lr <= 0:
             raise OptionError(f"lr must be positive, got {self.lr}.")
+        if not 0.0 <= self.weight_decay < 1.0:
+            raise OptionError(f"weight_decay must be in [0, 1), got {self.weight_decay}.")
         if not 0.0 <= self.ema < 1.0:
             raise OptionError(f"ema must be in [0, 1), got {self.ema}.")
 
@@ -128,12 +134,21 @@ def set_input_stats(model: MaskCNN, sampler: ExampleSampler, seed: int, batches:
     model.in_scale[...] = jnp.asarray(1.0 / (x.std(axis=0) + 0.1))
 
 
+def _kernels(params):
+    """True for the leaves of ``params`` that are weight matrices (``kernel``), False for the rest."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: "kernel" in jax.tree_util.keystr(path), params)
+
+
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    """Adam with warm-up and cosine decay, after global-norm clipping."""
+    """Adam (AdamW with ``cfg.weight_decay``) with warm-up and cosine decay, after global-norm clipping."""
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=cfg.lr, warmup_steps=min(cfg.warmup, max(cfg.steps - 1, 1)),
         decay_steps=max(cfg.steps, cfg.warmup + 1), end_value=cfg.lr * cfg.min_lr_ratio)
-    return optax.chain(optax.clip_by_global_norm(cfg.clip), optax.adam(schedule))
+    if cfg.weight_decay:
+        opt = optax.adamw(schedule, weight_decay=cfg.weight_decay, mask=_kernels)
+    else:  # plain Adam keeps the optimizer state of runs started before weight decay existed
+        opt = optax.adam(schedule)
+    return optax.chain(optax.clip_by_global_norm(cfg.clip), opt)
 
 
 def mix_weights(x: jax.Array, frames: int, power: float = 1.0) -> jax.Array:
@@ -331,9 +346,10 @@ class Trainer:
         if not same or meta["target"]["task"] != self.spec.task:
             raise CheckpointError(f"{path} was trained with a different model for {self.spec.name!r}.")
         saved = meta["config"]
-        for k in ("batch", "frames", "loss", "seed", "steps", "ema"):
-            if saved.get(k) != getattr(self.cfg, k):
-                raise OptionError(f"Cannot resume {self.run_dir}: it was started with {k}={saved.get(k)}, "
+        for k in ("batch", "frames", "loss", "seed", "steps", "ema", "weight_decay"):
+            was = saved.get(k, TrainConfig.__dataclass_fields__[k].default)  # settings added later: their default
+            if was != getattr(self.cfg, k):
+                raise OptionError(f"Cannot resume {self.run_dir}: it was started with {k}={was}, "
                                   f"now {k}={getattr(self.cfg, k)}.")
         self.init = meta.get("init")
         self.step, self.best = int(meta["step"]), float(meta["best"])

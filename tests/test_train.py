@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -314,6 +315,27 @@ def test_a_model_with_context_layers_trains_validates_and_separates(data, tmp_pa
     assert vad.init["layers"] == ["in_shift", "in_scale", "conv1", "conv2", "conv3", "conv4", "ctx1", "ctx2",
                                   "dense"]
     np.testing.assert_array_equal(_params(vad)["ctx2/kernel"], np.asarray(model.ctx2.kernel[...]))
+
+
+def test_weight_decay_shrinks_the_kernels_only():
+    m = MaskCNN(model_config("tiny"), rngs=nnx.Rngs(0))
+    params = nnx.state(m, nnx.Param)
+    zero = jax.tree.map(jnp.zeros_like, params)
+    for wd in (0.0, 0.1):
+        tx = make_optimizer(TrainConfig(steps=10, lr=0.5, warmup=1, weight_decay=wd))
+        state = tx.init(params)
+        for _ in range(2):  # the first step runs at the warm-up's zero learning rate
+            updates, state = tx.update(zero, state, params)
+        new = optax.apply_updates(params, updates)
+        for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(new), strict=True):
+            name = jax.tree_util.keystr(path)
+            if wd and "kernel" in name:
+                assert np.all(np.abs(np.asarray(b)) < np.abs(np.asarray(a)) + 1e-12), name
+                assert not np.allclose(a, b), name
+            else:  # no gradient, no decay: unchanged
+                np.testing.assert_array_equal(a, b, err_msg=name)
+    with pytest.raises(OptionError, match="weight_decay"):
+        TrainConfig(weight_decay=-0.1)
 
 
 def test_resume_takes_a_state_written_before_a_model_setting_existed(data, tdir, tmp_path):
