@@ -3,7 +3,7 @@
 #
 #   bash scripts/train_shipped.sh corpus                 # once: stage the real corpus (scripts/stage_corpus.py)
 #   bash scripts/train_shipped.sh TARGET STEPS [ARGS]    # e.g. vocals 15000, drums 6000, other 6000; extra ARGS go to
-#                                                        # stemsplit train (vocal-activity 2000 --init checkpoints/vocals.npz --lr 1e-3)
+#                                                        # stemsplit train (vocal-activity 6000 --init checkpoints/vocals.npz --lr 1e-3)
 #   TARGETS_DIR=DIR bash scripts/train_shipped.sh ...    # train DIR/TARGET.toml (a new model for a shipped target)
 #
 # Data (read by path, never copied into the repository; see docs/data.md):
