@@ -64,7 +64,7 @@ def main() -> None:
             continue  # silent target, or mono
         mix, ref = pair
         row = []
-        for mode, sep in seps.items():
+        for sep in seps.values():
             t = time.perf_counter()
             one = sep.separate(mix, track.sr)[args.target]
             times["one mask"] += time.perf_counter() - t
@@ -78,7 +78,7 @@ def main() -> None:
         sys.exit("no stereo track with the target found")
     a = np.asarray(rows)
     print(f"| **mean of {len(rows)}** | " + " | ".join(f"**{v:.2f}**" for v in a.mean(0)) + " |")
-    print(f"| median | " + " | ".join(f"{v:.2f}" for v in np.median(a, 0)) + " |")
+    print("| median | " + " | ".join(f"{v:.2f}" for v in np.median(a, 0)) + " |")
     wins = (a[:, 1] > a[:, 0]).sum(), (a[:, 4] > a[:, 3]).sum()
     print(f"\nper-channel masks better on {wins[0]} of {len(rows)} tracks (binary), {wins[1]} (soft); "
           f"separation time per channel / one mask: {times['per channel'] / times['one mask']:.2f}x")
