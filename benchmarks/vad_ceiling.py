@@ -44,7 +44,7 @@ def analyse(labels: np.ndarray, probs: np.ndarray, threshold: float, hop_s: floa
     changes = np.flatnonzero(np.diff(labels.astype(np.int8)) != 0)
     near = np.zeros(labels.size, bool)
     near[changes] = True
-    near = binary_dilation(near, iterations=NEAR) if changes.size else near  # within NEAR frames of a change
+    near = binary_dilation(near, iterations=NEAR)  # within NEAR frames of a change
     runs = np.diff(np.concatenate([[0], changes + 1, [labels.size]]))
     times = np.arange(labels.size) * hop_s
     oracle = segments_to_frames(times, vocal_segments(times, labels.astype(np.float32)))

@@ -159,18 +159,19 @@ def combine(scores: np.ndarray, *, thresholds: Sequence[float], priorities: Sequ
     # working arrays in the scores' memory order: np.full_like keeps it)
     winner = np.full_like(scores[0], -1, dtype=np.int8)
     best = np.full_like(scores[0], -1.0)
-    # bins the others may take under the lead rule: those the highest-priority target does not claim
-    free = ~(scores[order[0]] >= np.float32(thresholds[order[0]])) if rule == "lead" else None
+    free = None  # under the lead rule, after the first target: the bins it does not claim, which the others may take
     for rank, j in enumerate(order):
         claim = scores[j] >= np.float32(thresholds[j])
         if rule == "priority":
             take = claim & (winner < 0)  # the first claimant in priority order
         else:  # the best-scoring claimant; strictly better, so an exact tie stays with the higher priority
             take = claim & (scores[j] > best)
-            if free is not None and rank > 0:
+            if free is not None:
                 take &= free
             np.copyto(best, scores[j], where=take)
         np.copyto(winner, np.int8(j), where=take)
+        if rank == 0 and rule == "lead":
+            free = ~claim
     owned = winner >= 0
     if exhaustive:  # the unclaimed bins go to the best score (exact ties to the higher priority)
         top = np.full_like(scores[0], -np.inf)
