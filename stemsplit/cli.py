@@ -283,10 +283,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     _refuse_shipped(args.checkpoint, args.overwrite_shipped)
     tracks = calibration_tracks(args.musdb_root, is_wav=args.is_wav, subset=args.subset,
                                 names=parse_target_list(args.tracks or "") or None, max_tracks=args.max_tracks)
-    res = calibrate_checkpoint(args.checkpoint, tracks, seconds=args.seconds,
+    res = calibrate_checkpoint(args.checkpoint, tracks, seconds=args.seconds, metric=args.metric,
                                data=f"{', '.join(Path(r).name for r in args.musdb_root)} ({args.subset})")
     for t, v in res["sdr"].items():
-        print(f"threshold {t:.2f}: mean quick SDR {v:6.2f} dB{'  <- best' if t == res['threshold'] else ''}")
+        print(f"threshold {t:.2f}: mean {args.metric} SDR {v:6.2f} dB{'  <- best' if t == res['threshold'] else ''}")
     print(f"{args.checkpoint}: threshold {res['threshold']:.2f} from {len(res['tracks'])} tracks "
           f"(used when the target file sets no threshold)")
     return 0
@@ -539,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("calibrate", parents=[wav], help="set a checkpoint's mask threshold to the one that separates best",
                        description="Try binary-mask thresholds 0.10-0.70 on tracks of a MUSDB-layout folder "
-                                   "(quick SDR of the target, first --seconds) and store the best in the "
+                                   "(SDR of the target, first --seconds; --metric) and store the best in the "
                                    "checkpoint. Training does this at its end on training tracks.")
     c.add_argument("checkpoint", help="a mask target's .npz (rewritten in place, atomically)")
     c.add_argument("--musdb-root", action="append", required=True, metavar="ROOT", help="repeatable")
@@ -547,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tracks", metavar="NAMES", help="comma-separated track names (default: --max-tracks spread)")
     c.add_argument("--max-tracks", type=_positive_int, default=12)
     c.add_argument("--seconds", type=float, default=30.0)
+    c.add_argument("--metric", choices=["quick", "windowed"], default="quick",
+                   help="quick: the SDR of the whole excerpt (default); windowed: the median of 1 s windows, as "
+                        "BSSEval reports it, so quiet passages count as much as loud ones")
     c.add_argument("--overwrite-shipped", action="store_true",
                    help="allow rewriting a checkpoint shipped with stemsplit")
 

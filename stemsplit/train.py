@@ -31,7 +31,7 @@ from . import checkpoint
 from .data.dataset import AugmentConfig, ExampleSampler
 from .data.tracks import Track, split_tracks
 from .errors import CheckpointError, DataError, OptionError, StemsplitError
-from .evaluate import calibrate_checkpoint, quick_sdr, target_excerpt
+from .evaluate import calibrate_checkpoint
 from .model import MaskCNN, ModelConfig, receptive_field
 from .model import layers as model_layers  # the trunk's layer list (``layers`` is a common local name here)
 from .targets import TargetSpec
@@ -392,13 +392,7 @@ class Trainer:
             correct.append(np.mean((np.asarray(logits) >= 0) == (y >= 0.5)))
         out = {"val_loss": float(np.mean(losses))}
         if self.spec.task == "mask":
-            # binary masks at the target's threshold (``val_sdr``, what picks the best model) and at a few others:
-            # the best threshold drifts as a model trains, and a step is best judged at its own (docs/training.md)
-            loaded = self._loaded()
-            by_threshold = self.validation_sdr_by_threshold(loaded)
-            out["val_sdr"] = by_threshold[loaded.spec.threshold]
-            out["val_sdr_by_threshold"] = {f"{t:.2f}": v for t, v in by_threshold.items()}
-            out["val_sdr_soft"] = self.validation_sdr(mask="soft", loaded=loaded)
+            out.update(self.validation_sdr())
         else:
             out["val_accuracy"] = float(np.mean(correct))
         return out
@@ -413,27 +407,26 @@ class Trainer:
 
         return LoadedTarget(self.spec, self.model(), None, {})
 
-    def validation_sdr_by_threshold(self, loaded=None) -> dict[float, float]:
-        """Median over validation tracks of the binary-mask quick SDR (first ``val_seconds``) at the target's
-        threshold and at :attr:`VAL_THRESHOLDS`; the model runs once per track."""
-        from .evaluate import threshold_sdr
+    def validation_sdr(self, loaded=None) -> dict:
+        """Separation quality on the validation tracks (first ``val_seconds``; the model runs once per track),
+        medians over tracks: ``val_sdr``, binary masks at the target's threshold (what picks the best model), and
+        ``val_sdr_by_threshold`` at it and :attr:`VAL_THRESHOLDS` (the best threshold drifts as a model trains, and
+        a step is best judged at its own; docs/training.md), ``val_sdr_soft`` for soft masks: quick SDR of the
+        whole excerpt. ``val_wsdr``, ``val_wsdr_by_threshold``, ``val_wsdr_soft``: the same with
+        :func:`~stemsplit.evaluate.windowed_sdr`, the median of 1 s windows as BSSEval reports it."""
+        from .evaluate import threshold_sdrs
 
         loaded = loaded or self._loaded()
         grid = sorted({*self.VAL_THRESHOLDS, loaded.spec.threshold})
-        sdr, names = threshold_sdr(loaded, self.valid_tracks, seconds=self.cfg.val_seconds, candidates=grid)
-        return {t: float(np.median(v)) if names else float("nan") for t, v in sdr.items()}
-
-    def validation_sdr(self, mask: str = "binary", loaded=None) -> float:
-        """Median over validation tracks of the quick SDR of the separated target (first ``val_seconds``)."""
-        from .separate import Separator
-
-        sep = Separator(loaded=[loaded or self._loaded()], residual=False, mask=mask)
-        scores = []
-        for t in self.valid_tracks:
-            pair = target_excerpt(t, self.spec.stems, self.cfg.val_seconds)
-            if pair is not None:
-                scores.append(quick_sdr(pair[1], sep.separate(pair[0], t.sr)[self.spec.name]))
-        return float(np.median(scores)) if scores else float("nan")
+        sdr, names = threshold_sdrs(loaded, self.valid_tracks, seconds=self.cfg.val_seconds, candidates=grid,
+                                    soft=True)
+        out = {}
+        for metric, key in (("quick", "val_sdr"), ("windowed", "val_wsdr")):
+            med = {t: float(np.nanmedian(v)) if names else float("nan") for t, v in sdr[metric].items()}
+            out[key] = med[loaded.spec.threshold]
+            out[f"{key}_by_threshold"] = {f"{t:.2f}": med[t] for t in grid}
+            out[f"{key}_soft"] = med["soft"]
+        return out
 
     # -- loop ------------------------------------------------------------------------------------------------
     def run(self, *, out: str | os.PathLike | None = None, progress: bool = True,

@@ -120,6 +120,33 @@ def test_a_resting_stem_does_not_hide_the_others_windows():
     assert evaluate.score(two, e2, 22050) == evaluate.score(two, e2, 22050, joint=True)
 
 
+def test_windowed_sdr_is_bsseval_without_the_filter():
+    """The median of per-window SDR, with museval's rule for silent windows; on an estimate whose error is the
+    rest of the mix (as a mask's is) it gives BSSEval v4's figure."""
+    sr = 22050
+    s = _sources(seconds=6.0)
+    voc, acc = s["vocals"], s["accompaniment"]
+    mix = voc + acc
+    leak = np.repeat([0.05, 0.1, 0.2, 0.4, 0.8, 1.6], sr)[None].astype(np.float32)  # worse each second
+    est = voc + leak * acc
+    got = evaluate.windowed_sdr(voc, est, mix, sr)
+    per_window = [evaluate.quick_sdr(voc[:, i * sr:(i + 1) * sr], est[:, i * sr:(i + 1) * sr]) for i in range(6)]
+    assert got == pytest.approx(np.median(per_window))
+    bss = evaluate.score({"vocals": voc, "accompaniment": acc}, {"vocals": est, "accompaniment": mix - est}, sr)
+    assert abs(got - bss["vocals"]["SDR"]) < 0.1, (got, bss["vocals"]["SDR"])
+    # a window where the estimate is exactly silent is left out, as museval leaves it out (its SDR would be 0 dB)
+    quiet = est.copy()
+    quiet[:, 5 * sr:] = 0.0
+    assert evaluate.windowed_sdr(voc, quiet, mix, sr) == pytest.approx(np.median(per_window[:5]))
+    # so is one where the reference is silent, and a signal with no window to score gives NaN
+    rests = voc.copy()
+    rests[:, :sr] = 0.0
+    assert evaluate.windowed_sdr(rests, est, rests + acc, sr) == pytest.approx(np.median(per_window[1:]))
+    assert np.isnan(evaluate.windowed_sdr(voc[:, :sr // 2], est[:, :sr // 2], mix[:, :sr // 2], sr))
+    with pytest.raises(OptionError, match="differ in shape"):
+        evaluate.windowed_sdr(voc, est[:, :-1], mix, sr)
+
+
 def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tiny_targets):
     import shutil
     from dataclasses import replace
@@ -153,3 +180,12 @@ def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tin
     assert LoadedTarget(replace(spec, threshold=None), model, ck, meta).spec.threshold == res["threshold"]
     assert LoadedTarget(replace(spec, threshold=0.65), model, ck, meta).spec.threshold == 0.65
     assert main(["calibrate", str(ck), "--musdb-root", str(root), "--is-wav", "--tracks", "nope"]) == 2
+    # calibrated on the windowed median instead: each figure is the mean over tracks of windowed_sdr
+    win = evaluate.calibrate_threshold(LoadedTarget(spec, model, ck, meta), tracks, seconds=2.0, metric="windowed")
+    assert win["metric"] == "windowed" and win["threshold"] == max(win["sdr"], key=win["sdr"].get)
+    sep = Separator(loaded=[LoadedTarget(replace(spec, threshold=0.5), model, ck, meta)], residual=False)
+    w = [evaluate.windowed_sdr(ref, sep.separate(mix, tr.sr)["vocals"], mix, tr.sr)
+         for tr in tracks for mix, ref in [evaluate.target_excerpt(tr, ["vocals"], 2.0)]]
+    assert abs(np.nanmean(w) - win["sdr"][0.5]) < 1e-3
+    with pytest.raises(OptionError, match="unknown SDR metric"):
+        evaluate.calibrate_threshold(LoadedTarget(spec, model, ck, meta), tracks, metric="loud")
