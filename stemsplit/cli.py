@@ -475,9 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (default 1e-3)")
     r.add_argument("--weight-decay", type=float, default=0.0,
                    help="decoupled weight decay (AdamW) on the kernels, e.g. 0.01 (default 0: plain Adam)")
-    r.add_argument("--loss", choices=["mse", "bce", "wbce", "ebce"],
+    r.add_argument("--loss", choices=["mse", "bce", "wbce", "ebce", "tbce"],
                    help="wbce: cross-entropy against magnitude-ratio labels weighted by the mix magnitude "
-                        "(default for masks); ebce: the same weighted by the mix energy; mse as in the article; "
+                        "(default for masks); ebce: the same weighted by the mix energy; tbce: as wbce, each "
+                        "excerpt normalised by its target's level (quiet or absent targets weigh more, as in "
+                        "BSSEval's per-window SDR); mse as in the article; "
                         "bce (default for activity targets)")
     r.add_argument("--ema", type=float, default=0.999,
                    help="decay of the weights' moving average used for validation and the checkpoint "

@@ -38,9 +38,12 @@ from .targets import TargetSpec
 
 __all__ = ["TrainConfig", "Trainer", "make_optimizer", "loss_fn", "train_step", "train", "plot_metrics"]
 
-LOSSES = ("mse", "bce", "wbce", "ebce")
+LOSSES = ("mse", "bce", "wbce", "ebce", "tbce")
 #: the losses on magnitude-ratio labels whose bins are weighted by the mix, and the power of its magnitude used
-WEIGHTED_LOSSES = {"wbce": 1.0, "ebce": 2.0}
+WEIGHTED_LOSSES = {"wbce": 1.0, "ebce": 2.0, "tbce": 1.0}
+#: ``tbce``: the lowest target level, relative to the mix's, that an example is normalised by (so an example
+#: without the target counts at most 1 / 0.2 = 5 times an example that is all target)
+TARGET_LEVEL_FLOOR = 0.2
 STATS_STREAM = 1_000_003  # sampler stream of the input statistics (training uses one stream per process)
 
 
@@ -63,13 +66,16 @@ class TrainConfig:
     weight_decay : float
         Decoupled weight decay (AdamW) on the convolution and dense kernels, relative to the learning rate
         (0 = plain Adam). Biases and the input standardisation are not decayed.
-    loss : {"mse", "bce", "wbce", "ebce"}
+    loss : {"mse", "bce", "wbce", "ebce", "tbce"}
         The article's mean squared error on sigmoid outputs against binary masks, binary cross-entropy against
         them, or ``"wbce"``: cross-entropy against magnitude-ratio labels (``|S| / (|S| + |R|)``), each bin
         weighted by the mix magnitude (normalised per example), so that loud bins, which carry the error SDR
         measures, count and near-silent ones do not; a score above 0.5 still means "the target dominates".
         ``"ebce"``: the same labels, each bin weighted by the mix's energy (magnitude squared, normalised per
-        example), as SDR weighs errors.
+        example), as SDR weighs errors. ``"tbce"``: as ``"wbce"``, but each example normalised by the level of
+        the target it holds instead of the mix's (floored at :data:`TARGET_LEVEL_FLOOR` of the mix's), then to
+        mean 1 over the batch: an excerpt's errors count relative to its target, as BSSEval's per-window SDR
+        counts them, so excerpts where the target is quiet or absent weigh more.
     ema : float
         Decay of the exponential moving average of the weights that validation, the best model and the
         written checkpoint use (0 = the raw weights).
@@ -151,15 +157,24 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.clip), opt)
 
 
-def mix_weights(x: jax.Array, frames: int, power: float = 1.0) -> jax.Array:
+def mix_weights(x: jax.Array, frames: int, power: float = 1.0, labels: jax.Array | None = None) -> jax.Array:
     """Per-bin loss weights from the model's input features ``(batch, frames + context, bins)``: the mix magnitude
     at the predicted frames (features are ``log1p`` of a scaled magnitude) to ``power`` (2: energy), normalised
-    to mean 1 per example so that a quiet excerpt counts as much as a loud one. Shape ``(batch, frames, bins)``."""
+    to mean 1 per example so that a quiet excerpt counts as much as a loud one. Shape ``(batch, frames, bins)``.
+
+    With ``labels`` (magnitude ratios ``|S| / (|S| + |R|)``, ``(batch, frames, bins)``), each example is
+    normalised by its target's level instead, ``mean(labels * |X|)`` (floored at :data:`TARGET_LEVEL_FLOOR`
+    times the mix's), and the weights then to mean 1 over the batch (the ``"tbce"`` loss)."""
     half = (x.shape[1] - frames) // 2
     mag = jnp.expm1(x[:, half:half + frames])
     if power != 1.0:
         mag = mag ** power
-    return mag / (mag.mean(axis=(1, 2), keepdims=True) + 1e-8)
+    level = mag.mean(axis=(1, 2), keepdims=True)
+    if labels is None:
+        return mag / (level + 1e-8)
+    target = (labels * mag).mean(axis=(1, 2), keepdims=True)
+    w = mag / (jnp.maximum(target, TARGET_LEVEL_FLOOR * level) + 1e-8)
+    return w / (w.mean() + 1e-8)
 
 
 def loss_fn(logits: jax.Array, labels: jax.Array, kind: str, x: jax.Array | None = None) -> jax.Array:
@@ -169,7 +184,7 @@ def loss_fn(logits: jax.Array, labels: jax.Array, kind: str, x: jax.Array | None
     activity) take plain cross-entropy.
     """
     if kind in WEIGHTED_LOSSES and x is not None and logits.shape[-1] == x.shape[-1]:
-        w = mix_weights(x, logits.shape[1], WEIGHTED_LOSSES[kind])
+        w = mix_weights(x, logits.shape[1], WEIGHTED_LOSSES[kind], labels if kind == "tbce" else None)
         return (optax.sigmoid_binary_cross_entropy(logits, labels) * w).mean()
     if kind == "bce" or kind in WEIGHTED_LOSSES:
         return optax.sigmoid_binary_cross_entropy(logits, labels).mean()

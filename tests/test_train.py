@@ -20,6 +20,7 @@ from stemsplit.model import MaskCNN, model_config
 from stemsplit.targets import get_target, is_shipped_checkpoint, load_spec, shipped_checkpoint_dirs
 from stemsplit.train import (
     STATS_STREAM,
+    TARGET_LEVEL_FLOOR,
     TrainConfig,
     Trainer,
     loss_fn,
@@ -181,6 +182,21 @@ def test_wbce_weights_bins_by_the_mix_magnitude():
     e = mag ** 2 / (mag ** 2).mean(axis=(1, 2), keepdims=True)
     np.testing.assert_allclose(float(loss_fn(jnp.asarray(logits), jnp.asarray(y), "ebce", jnp.asarray(x))),
                                (bce * e).mean(), rtol=1e-5)
+    # tbce: each example normalised by its target's level (mean of labels * |X|, floored at a fraction of the
+    # mix's), then mean 1 over the batch: the example whose target is quiet weighs more
+    y2 = y.copy()
+    y2[0] *= 0.1  # a quiet target: normalised by its own level
+    y2[2] = 0.0  # no target: normalised by the floor
+    level = np.maximum((y2 * mag).mean(axis=(1, 2), keepdims=True),
+                       TARGET_LEVEL_FLOOR * mag.mean(axis=(1, 2), keepdims=True))
+    t = mag / level
+    t /= t.mean()
+    bce2 = -(y2 * np.log(p) + (1 - y2) * np.log(1 - p))
+    np.testing.assert_allclose(float(loss_fn(jnp.asarray(logits), jnp.asarray(y2), "tbce", jnp.asarray(x))),
+                               (bce2 * t).mean(), rtol=1e-5)
+    per_example = np.asarray(mix_weights(jnp.asarray(x), 5, 1.0, jnp.asarray(y2))).mean(axis=(1, 2))
+    assert per_example[0] > 1.5 * per_example[1] and per_example[2] > 1.5 * per_example[1]
+    assert per_example[0] == pytest.approx(per_example[2], rel=0.3)  # both at (or near) the floor
     # one output (vocal activity): plain cross-entropy
     one = loss_fn(jnp.asarray(logits[..., :1]), jnp.asarray(y[..., :1]), "wbce", jnp.asarray(x))
     np.testing.assert_allclose(float(one), bce[..., :1].mean(), rtol=1e-5)
