@@ -7,7 +7,8 @@ Each track's first ``--seconds`` is separated with the shipped model of ``--targ
 one target alone) and scored twice, the target against the rest of the mix: by museval's BSSEval v4
 (``stemsplit.evaluate.score``, 1 s windows, the median over windows) and by ``windowed_sdr`` (the same windows
 and silent-window rule, SDR without the 512-tap distortion filter). Prints both per track and mask mode, their
-difference, and the time each took. ``--tracks`` gives names per ``--musdb-root`` (one list per root, in order).
+difference, and the time each took; then, per track, the counted windows grouped by how loud the target is
+against the mix there (the target-to-mix ratio in dB), with the median windowed SDR of each group. ``--tracks`` gives names per ``--musdb-root`` (one list per root, in order).
 """
 
 from __future__ import annotations
@@ -22,8 +23,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemsplit.data.tracks import find_tracks  # noqa: E402
-from stemsplit.evaluate import score, windowed_sdr  # noqa: E402
+from stemsplit.evaluate import score, window_sdrs, windowed_sdr  # noqa: E402
 from stemsplit.separate import Separator  # noqa: E402
+
+#: target-to-mix ratio bands (dB) of the per-level table
+BANDS = ((-99, -15), (-15, -10), (-10, -6), (-6, -3), (-3, 99))
+
+
+def _by_level(ref: np.ndarray, est: np.ndarray, mix: np.ndarray, sr: int) -> tuple[list[int], list[float]]:
+    """Counted windows per target-to-mix band: (counts, median windowed SDR per band)."""
+    starts, sdr = window_sdrs(ref, est, mix, sr)
+    ratio = np.array([10 * np.log10(np.sum(ref[..., a:a + sr] ** 2.0) / np.sum(mix[..., a:a + sr] ** 2.0))
+                      for a in starts])
+    counts, medians = [], []
+    for lo, hi in BANDS:
+        sel = (ratio >= lo) & (ratio < hi)
+        counts.append(int(sel.sum()))
+        medians.append(float(np.median(sdr[sel])) if sel.any() else float("nan"))
+    return counts, medians
 
 
 def main() -> None:
@@ -47,7 +64,7 @@ def main() -> None:
             ap.error(f"not in {Path(root).name}/{subset}: {', '.join(missing)}")
         tracks += [found[n] for n in wanted]
     print(f"{'track':32s} {'mask':6s} {'BSSEval':>8s} {'windowed':>9s} {'diff':>6s} {'t BSSEval':>10s} {'t windowed':>11s}")
-    diffs, tb, tw = [], 0.0, 0.0
+    diffs, tb, tw, levels = [], 0.0, 0.0, []
     for mode in args.masks.split(","):
         sep = Separator([args.target], residual=False, mask=mode)
         for tr in tracks:
@@ -65,6 +82,11 @@ def main() -> None:
             tb, tw = tb + t1 - t0, tw + t2 - t1
             print(f"{tr.name[:32]:32s} {mode:6s} {bss:8.2f} {win:9.2f} {win - bss:6.2f} {t1 - t0:9.1f}s "
                   f"{t2 - t1:10.2f}s", flush=True)
+            levels.append((tr.name, mode, *_by_level(ref, est, mix, tr.sr)))
+    print(f"\n{'track':32s} {'mask':6s} " + " ".join(f"{f'{lo}..{hi} dB':>16s}" for lo, hi in BANDS))
+    for name, mode, counts, medians in levels:
+        print(f"{name[:32]:32s} {mode:6s} " + " ".join(
+            f"{n:4d} x {m:7.2f} dB" if n else f"{'-':>16s}" for n, m in zip(counts, medians, strict=True)))
     d = np.abs(diffs)
     print(f"largest difference {d.max():.3f} dB, mean {d.mean():.3f} dB; BSSEval {tb:.1f} s in all, "
           f"windowed {tw:.2f} s ({tb / max(tw, 1e-9):.0f}x faster)")

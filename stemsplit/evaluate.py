@@ -55,6 +55,26 @@ def quick_sdr(reference: np.ndarray, estimate: np.ndarray, eps: float = 1e-10) -
     return 10.0 * math.log10((num + eps) / (den + eps))
 
 
+def window_sdrs(reference: np.ndarray, estimate: np.ndarray, mix: np.ndarray, sr: int, *,
+                window_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The windows :func:`windowed_sdr` scores: ``(start sample of each counted window, its SDR in dB)``."""
+    ref, est, mix = (np.atleast_2d(np.asarray(a, np.float64)) for a in (reference, estimate, mix))
+    if not ref.shape == est.shape == mix.shape:
+        raise OptionError(f"reference {ref.shape}, estimate {est.shape} and mix {mix.shape} differ in shape")
+    win = int(round(window_s * sr))
+    if win < 1:
+        raise OptionError(f"window_s must cover at least one sample, got {window_s}")
+    starts, sdr = [], []
+    for a in range(0, ref.shape[-1] - win + 1, win):
+        w = slice(a, a + win)
+        parts = (ref[:, w], mix[:, w] - ref[:, w], est[:, w], mix[:, w] - est[:, w])
+        if any(not np.any(x.sum(0)) for x in parts):
+            continue
+        starts.append(a)
+        sdr.append(quick_sdr(ref[:, w], est[:, w]))
+    return np.asarray(starts, np.int64), np.asarray(sdr, np.float64)
+
+
 def windowed_sdr(reference: np.ndarray, estimate: np.ndarray, mix: np.ndarray, sr: int, *,
                  window_s: float = 1.0) -> float:
     """SiSEC18-style median of per-window SDR, without BSSEval's distortion filter: a fast stand-in for
@@ -63,9 +83,10 @@ def windowed_sdr(reference: np.ndarray, estimate: np.ndarray, mix: np.ndarray, s
     The signal is cut into windows of ``window_s`` (hop = window, as SiSEC18); a window counts only when none of
     the four signals museval would see there is silent (the reference, the rest of the mix ``mix - reference``,
     the estimate and ``mix - estimate``: museval leaves such windows out), and scores
-    ``10 log10(|s|^2 / |s - s_hat|^2)`` on that window. Mask estimates are neither delayed nor filtered, so
-    BSSEval's 512-tap projection changes little: on the held-out songs of docs/results.md the two agree to
-    within 0.01 dB (``benchmarks/windowed_sdr_check.py``), at a small fraction of museval's time and memory.
+    ``10 log10(|s|^2 / |s - s_hat|^2)`` on that window (:func:`window_sdrs`). Mask estimates are neither
+    delayed nor filtered, so BSSEval's 512-tap projection changes little: ``benchmarks/windowed_sdr_check.py``
+    measures the two on the same separations (docs/training.md), at a small fraction of museval's time and
+    memory.
 
     Parameters
     ----------
@@ -78,20 +99,8 @@ def windowed_sdr(reference: np.ndarray, estimate: np.ndarray, mix: np.ndarray, s
     float
         The median over the counted windows, NaN when none counts (a short or silent signal).
     """
-    ref, est, mix = (np.atleast_2d(np.asarray(a, np.float64)) for a in (reference, estimate, mix))
-    if not ref.shape == est.shape == mix.shape:
-        raise OptionError(f"reference {ref.shape}, estimate {est.shape} and mix {mix.shape} differ in shape")
-    win = int(round(window_s * sr))
-    if win < 1:
-        raise OptionError(f"window_s must cover at least one sample, got {window_s}")
-    sdr = []
-    for a in range(0, ref.shape[-1] - win + 1, win):
-        w = slice(a, a + win)
-        parts = (ref[:, w], mix[:, w] - ref[:, w], est[:, w], mix[:, w] - est[:, w])
-        if any(not np.any(x.sum(0)) for x in parts):
-            continue
-        sdr.append(quick_sdr(ref[:, w], est[:, w]))
-    return float(np.median(sdr)) if sdr else float("nan")
+    sdr = window_sdrs(reference, estimate, mix, sr, window_s=window_s)[1]
+    return float(np.median(sdr)) if sdr.size else float("nan")
 
 
 def _require_museval():
