@@ -331,7 +331,8 @@ def test_a_model_with_context_layers_trains_validates_and_separates(data, tmp_pa
     tr = _trainer(data, d, tmp_path / "run", steps=3)
     assert tr.sampler.context == 8 + 60 and tr.val_sampler.context == 8 + 60
     out = tr.run(progress=False, out=tmp_path / "ctx.npz")
-    assert np.isfinite(tr.validation_sdr("binary"))
+    v = tr.validation_sdr()
+    assert np.isfinite(v["val_sdr"]) and np.isfinite(v["val_sdr_soft"])
     model, spec, _ = checkpoint.load_model(out)
     assert spec.model.context_layers == 2 and model.ctx2.kernel.shape == (3, 3, 4, 4)
     # an activity detector with the same context layers takes them with the trunk (--init transfer)
