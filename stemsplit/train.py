@@ -437,7 +437,9 @@ class Trainer:
                                     soft=True)
         out = {}
         for metric, key in (("quick", "val_sdr"), ("windowed", "val_wsdr")):
-            med = {t: float(np.nanmedian(v)) if names else float("nan") for t, v in sdr[metric].items()}
+            # NaN where no track counts (windowed: an excerpt shorter than a window)
+            med = {t: float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+                   for t, v in sdr[metric].items()}
             out[key] = med[loaded.spec.threshold]
             out[f"{key}_by_threshold"] = {f"{t:.2f}": med[t] for t in grid}
             out[f"{key}_soft"] = med["soft"]
