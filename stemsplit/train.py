@@ -705,9 +705,13 @@ def plot_metrics(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         axes[0].plot([r["step"] for r in val_rows], [r["val_loss"] for r in val_rows], "o-", label="validation")
     axes[0].set(xlabel="step", ylabel="loss", title="loss")
     axes[0].legend()
-    sdr = [r for r in val_rows if r.get("val_sdr") is not None and not math.isnan(r["val_sdr"])]
-    axes[1].plot([r["step"] for r in sdr], [r["val_sdr"] for r in sdr], "o-")
-    axes[1].set(xlabel="step", ylabel="dB", title="validation SDR (quick, not BSSEval)")
+    for key, label in (("val_sdr", "quick (whole excerpt)"), ("val_wsdr", "windowed (1 s median, as BSSEval)")):
+        sdr = [r for r in val_rows if r.get(key) is not None and not math.isnan(r[key])]
+        if sdr:
+            axes[1].plot([r["step"] for r in sdr], [r[key] for r in sdr], "o-", label=label)
+    if axes[1].lines:
+        axes[1].legend()
+    axes[1].set(xlabel="step", ylabel="dB", title="validation SDR, binary masks")
     axes[2].plot([r["step"] for r in train_rows], [r["frames_per_s"] for r in train_rows])
     axes[2].set(xlabel="step", ylabel="target frames / s", title="throughput")
     fig.tight_layout()
