@@ -266,7 +266,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     methods = parse_target_list(args.method)
     results = evaluate_dataset(
         args.musdb_root, is_wav=args.is_wav, subset=args.subset, targets=args.targets, methods=methods,
-        quick=args.quick, joint=args.joint, max_seconds=args.max_seconds,
+        quick=args.quick, windowed=args.windowed, joint=args.joint, max_seconds=args.max_seconds,
         tracks=parse_target_list(args.tracks or "") or None,
         targets_dir=args.targets_dir, checkpoint_dirs=args.checkpoint_dir or (), out=args.out,
         progress=None if args.quiet else lambda track, method: print(f"{method:>5}: {track}", file=sys.stderr))
@@ -530,7 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "silenced where the activity detector hears no voice), ibm (ideal binary mask), irm "
                         "(ideal ratio mask), "
                         "pyin (the article's f0 comb baseline, vocals only), mix (mixture as estimate)")
-    e.add_argument("--quick", action="store_true", help="plain whole-signal SDR instead of BSSEval (fast)")
+    score_kind = e.add_mutually_exclusive_group()
+    score_kind.add_argument("--quick", action="store_true", help="plain whole-signal SDR instead of BSSEval (fast)")
+    score_kind.add_argument("--windowed", action="store_true",
+                            help="BSSEval's SDR without its distortion filter: the same 1 s windows and medians, "
+                                 "SDR only, many times faster and lighter (equal to BSSEval for mask estimates "
+                                 "to within 0.01 dB where measured)")
     e.add_argument("--joint", action="store_true",
                    help="score all stems in one BSSEval call as SiSEC18 does (default: each stem against the rest, "
                         "so a resting stem does not hide the other stems' windows)")

@@ -73,6 +73,16 @@ def test_evaluate_dataset_and_report(root, tmp_path, tiny_targets):
     assert (tmp_path / "r" / "summary.png").stat().st_size > 1000
     one = json.loads(next((tmp_path / "r" / "ibm").glob("*.json")).read_text())
     assert set(one["scores"]) == {"vocals", "drums", "bass", "other"}
+    # windowed scores: BSSEval's SDR without the distortion filter, SDR only, close to BSSEval on mask estimates
+    win = evaluate.evaluate_dataset(root, targets=["vocals", "drums", "bass", "other"],
+                                    methods=["model", "ibm", "mix"], windowed=True, out=tmp_path / "w",
+                                    targets_dir=[tiny_targets])
+    for r in win.summary():
+        assert set(r) == {"method", "stem", "tracks", "SDR"}
+        assert abs(r["SDR"] - summary[(r["method"], r["stem"])]["SDR"]) < 0.5, (r, summary[(r["method"], r["stem"])])
+    assert "without its distortion filter" in (tmp_path / "w" / "summary.md").read_text()
+    with pytest.raises(OptionError, match="no joint form"):
+        evaluate.evaluate_dataset(root, methods=["mix"], windowed=True, joint=True)
 
 
 @pytest.mark.slow
