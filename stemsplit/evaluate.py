@@ -106,7 +106,11 @@ def windowed_sdr(reference: np.ndarray, estimate: np.ndarray, mix: np.ndarray, s
     float
         The median over the counted windows, NaN when none counts (a short or silent signal).
     """
-    sdr = window_sdrs(reference, estimate, mix, sr, window_s=window_s)[1]
+    return _median(window_sdrs(reference, estimate, mix, sr, window_s=window_s)[1])
+
+
+def _median(sdr: np.ndarray) -> float:
+    """The median of per-window SDRs, NaN when no window counted."""
     return float(np.median(sdr)) if sdr.size else float("nan")
 
 
@@ -179,7 +183,7 @@ def score(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray], s
             rest = sum((ref[j] for j in names if j != k), np.zeros_like(ref[k]))
             rest_est = sum((est[j] for j in names if j != k), np.zeros_like(est[k]))
             sdr = _window_sdrs(ref[k], rest, est[k], rest_est, sr, window_s)[1] if np.any(ref[k]) else np.empty(0)
-            out[k] = {"SDR": float(np.median(sdr)) if sdr.size else float("nan")}
+            out[k] = {"SDR": _median(sdr)}
         return out
     museval = _require_museval()
     # museval refuses all-zero references (an absent stem): they score NaN and leave the joint evaluation
@@ -466,6 +470,8 @@ def threshold_sdrs(loaded, tracks: Sequence, *, seconds: float, candidates: Sequ
         g = spectral.FRONTEND.grid(track.sr)
         spec = spectral.signal_stft(mix, g)
         scores = sep.signal_scores(spectral.features(spec, g))
+        ref64, mix64 = (np.atleast_2d(np.asarray(a, np.float64)) for a in (ref, mix))
+        rest64 = mix64 - ref64
         for k in keys:
             if k == "soft":
                 m, _ = masks.combine_on_grid(scores, g.n_bins, thresholds=[0.5], priorities=[0], mode="soft")
@@ -473,8 +479,11 @@ def threshold_sdrs(loaded, tracks: Sequence, *, seconds: float, candidates: Sequ
                 m, _ = masks.combine_on_grid(scores, g.n_bins, thresholds=[k], priorities=[0])
             est = spectral.istft(m[0][None] * spec, g, mix.shape[-1])
             for metric in metrics:
-                sdr[metric][k].append(quick_sdr(ref, est) if metric == "quick"
-                                      else windowed_sdr(ref, est, mix, track.sr))
+                if metric == "quick":
+                    sdr[metric][k].append(quick_sdr(ref, est))
+                else:
+                    est64 = np.atleast_2d(np.asarray(est, np.float64))
+                    sdr[metric][k].append(_median(_window_sdrs(ref64, rest64, est64, mix64 - est64, track.sr, window_s=1.0)[1]))
         names.append(track.name)
     return sdr, names
 
@@ -538,6 +547,10 @@ def evaluate_dataset(root: str | os.PathLike, *, is_wav: bool = True, subset: st
     for m in methods:
         if m not in METHODS:
             raise OptionError(f"Unknown method {m!r}; choose from {', '.join(METHODS)}.")
+    if quick and windowed:
+        raise OptionError("Choose one of quick and windowed scores.")
+    if windowed and joint:
+        raise OptionError("windowed scores each stem against the rest; it has no joint form.")
     specs = get_targets(targets, targets_dir)
     if "pyin" in methods and [s.name for s in specs] != ["vocals"]:
         raise OptionError("The pyin baseline separates vocals only: use --targets vocals.")
@@ -556,10 +569,6 @@ def evaluate_dataset(root: str | os.PathLike, *, is_wav: bool = True, subset: st
                             checkpoint_dirs=checkpoint_dirs,
                             mask=_MODEL_MASKS[m], gate_vocals=m == "model-gated")
         loaded = seps[m].targets
-    if quick and windowed:
-        raise OptionError("Choose one of quick and windowed scores.")
-    if windowed and joint:
-        raise OptionError("windowed scores each stem against the rest; it has no joint form.")
     res = Results(quick=quick, windowed=windowed)
     for track in found:
         max_samples = None if max_seconds is None else int(max_seconds * track.sr)

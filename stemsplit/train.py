@@ -433,8 +433,7 @@ class Trainer:
 
         loaded = loaded or self._loaded()
         grid = sorted({*self.VAL_THRESHOLDS, loaded.spec.threshold})
-        sdr, names = threshold_sdrs(loaded, self.valid_tracks, seconds=self.cfg.val_seconds, candidates=grid,
-                                    soft=True)
+        sdr, _ = threshold_sdrs(loaded, self.valid_tracks, seconds=self.cfg.val_seconds, candidates=grid, soft=True)
         out = {}
         for metric, key in (("quick", "val_sdr"), ("windowed", "val_wsdr")):
             # NaN where no track counts (windowed: an excerpt shorter than a window)
