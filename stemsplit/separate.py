@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _compile_cache, spectral
+from . import _alloc, _compile_cache, spectral
 from . import audio as audio_io
 from .engine import (
     BLOCK_MARGIN,
@@ -32,7 +32,17 @@ from .engine import (
 from .errors import ClippingWarning, OptionError, OutputError, SilentAudioWarning
 from .targets import get_targets, sanitize_name
 
-__all__ = ["Separator", "StemFiles", "LoadedTarget", "load_target", "residual_name", "ModelRunner", "ProgressFn"]
+__all__ = ["Separator", "StemFiles", "LoadedTarget", "load_target", "residual_name", "ModelRunner", "ProgressFn",
+           "BLOCK_FRAMES", "WIENER_BLOCK_FRAMES"]
+
+#: STFT frames per processing block by default. With the context and margin a block's models score 256 frames,
+#: and the shipped vocals model's compiled pass then needs 28 MiB of scratch memory: under the 32 MiB up to which
+#: glibc's allocator learns to reuse such buffers instead of mapping (and page-faulting) fresh memory on every
+#: call. 512-frame blocks need 55 MiB and ran the vocals-only path 1.2-1.5x slower (docs/performance.md).
+BLOCK_FRAMES = 248
+#: the block with ``mask="wiener"``: the filter's statistics come from one block, and ~6 s of audio is what it
+#: was measured with (docs/results.md)
+WIENER_BLOCK_FRAMES = 512
 
 
 class Separator:
@@ -54,8 +64,10 @@ class Separator:
         Extra folders of target TOML files (searched before the built-in ones).
     checkpoint_dirs : sequence of path-like, optional
         Extra folders to look for checkpoints in.
-    block_frames : int
-        STFT frames per processing block (512 frames is ~6 s of audio); bounds memory.
+    block_frames : int, optional
+        STFT frames per processing block; bounds memory. Default :data:`BLOCK_FRAMES` (248 frames, ~2.9 s of
+        audio), which keeps a block's model pass in memory the allocator reuses (docs/performance.md), and
+        :data:`WIENER_BLOCK_FRAMES` (512, ~6 s) with ``mask="wiener"``, whose filter is fitted per block.
     loaded : sequence of LoadedTarget, optional
         Already loaded targets (skips the lookup).
     gate_vocals : bool
@@ -77,11 +89,13 @@ class Separator:
 
     def __init__(self, targets: Sequence[str] = ("vocals",), *, residual: bool = True, mask: str = "binary",
                  targets_dir: Sequence[str | os.PathLike] | None = None,
-                 checkpoint_dirs: Sequence[str | os.PathLike] = (), block_frames: int = 512,
+                 checkpoint_dirs: Sequence[str | os.PathLike] = (), block_frames: int | None = None,
                  loaded: Sequence[LoadedTarget] | None = None, gate_vocals: bool = False,
                  gate_target: str | LoadedTarget = "vocal-activity", rule: str = "lead"):
         if isinstance(targets, str):
             targets = [targets]
+        if block_frames is None:
+            block_frames = WIENER_BLOCK_FRAMES if mask == "wiener" else BLOCK_FRAMES
         if not isinstance(block_frames, int) or block_frames < 64:
             raise OptionError(f"block_frames must be an integer >= 64, got {block_frames!r}.")
         specs = [t.spec for t in loaded] if loaded is not None else find_targets(targets, task="mask",
@@ -92,6 +106,7 @@ class Separator:
             gate_spec = gate_target.spec if preloaded_gate else get_targets([gate_target], targets_dir)[0]
         StemMaker(specs, mask=mask, residual=residual, gate=gate_spec, rule=rule)  # options checked before loading
         _compile_cache.enable()
+        _alloc.tune()
         self.targets = list(loaded) if loaded is not None else [load_target(s, checkpoint_dirs) for s in specs]
         self.specs = [t.spec for t in self.targets]
         self.gate: LoadedTarget | None = None
