@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _alloc
+from . import _alloc, spectral
 from . import audio as audio_io
-from . import spectral
 from .engine import LoadedTarget, ModelRunner, context_features, find_targets, load_target
 from .errors import OptionError
 

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import pytest
 
 from stemsplit import _alloc
-from stemsplit.separate import BLOCK_FRAMES, WIENER_BLOCK_FRAMES, Separator
 from stemsplit.engine import BLOCK_MARGIN
+from stemsplit.separate import BLOCK_FRAMES, WIENER_BLOCK_FRAMES, Separator
 
 GLIBC = sys.platform.startswith("linux") and hasattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"),
                                                       "gnu_get_libc_version")
