@@ -66,11 +66,13 @@ AUDIO_EXTENSIONS = frozenset({"wav", "wave", "flac", "ogg", "oga", "opus", "mp3"
 LIST_EXTENSIONS = frozenset({"txt", "lst", "list", "m3u", "m3u8"})
 #: the hidden folder under OUTDIR where unfinished outputs live until they are complete
 STAGING_DIR = ".stemsplit-partial"
-#: XLA flag that keeps each worker's computations on its one core (workers are single-threaded processes)
-_XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false"
-#: environment of the local cluster's worker processes, set before they start
-WORKER_ENV = {"XLA_FLAGS": _XLA_SINGLE_THREAD, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+#: environment of the local cluster's worker processes, set before they start: one thread for the numeric
+#: libraries' own pools. XLA keeps its thread pool (as wide as the cores the process may use): a worker's models
+#: use idle cores between the other workers' blocks. Holding XLA to one thread (``PJRT_NPROC=1``; the flag
+#: ``--xla_cpu_multi_thread_eigen=false`` no longer does it) made two workers on two cores no faster
+#: (docs/batch.md).
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 Record = dict
 ProgressCallback = Callable[[Record], None]
@@ -328,18 +330,15 @@ def _complete(prev: Record | None, item: BatchInput, dest: Path, settings: Batch
 
 # -- the worker side ------------------------------------------------------------------------------------------
 class _WorkerSetup(WorkerPlugin):
-    """Sets a worker up for single-threaded separation before JAX starts its CPU backend.
+    """Sets a worker's environment (:data:`WORKER_ENV`, where not set already) before it separates anything.
 
-    XLA reads ``XLA_FLAGS`` when the backend starts (the first computation), not at import, so this works on
-    workers started by ``dask worker`` too, as long as they have not run JAX yet.
+    The libraries read these variables when their thread pools start (for JAX, at the first computation, not at
+    import), so this works on workers started by ``dask worker`` too, as long as they have not computed yet.
     """
 
     idempotent = True
 
     def setup(self, worker) -> None:
-        flags = os.environ.get("XLA_FLAGS", "")
-        if "xla_cpu_multi_thread_eigen" not in flags:
-            os.environ["XLA_FLAGS"] = f"{flags} {_XLA_SINGLE_THREAD}".strip()
         for k, v in WORKER_ENV.items():
             os.environ.setdefault(k, v)
 
