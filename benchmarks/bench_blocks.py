@@ -2,6 +2,7 @@
 mmap threshold raised (docs/performance.md, "Separation speed").
 
     python benchmarks/bench_blocks.py [--targets vocals] [--blocks 120,248,376,504] [--calls 30] [--json OUT]
+    python benchmarks/bench_blocks.py --targets vocal-activity --blocks 256,2048   # the activity detector
 
 For each block size (frames scored per model call: the block plus its margin), a fresh process per allocator
 setting loads the shipped models of ``--targets``, compiles their pass for that size and reports:
@@ -34,9 +35,11 @@ from stemsplit import _alloc
 from stemsplit.engine import BLOCK_MARGIN
 from stemsplit.separate import Separator
 targets, block, calls = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])
-sep = Separator(targets)  # tunes the allocator unless STEMSPLIT_NO_MALLOC_TUNING is set
-r = sep.runner
-frames = block + BLOCK_MARGIN
+if targets == ["vocal-activity"]:  # the detector scores the frames of a call without a margin
+    from stemsplit.vad import ActivityDetector
+    r, frames = ActivityDetector().runner, block  # tunes the allocator unless STEMSPLIT_NO_MALLOC_TUNING is set
+else:
+    r, frames = Separator(targets).runner, block + BLOCK_MARGIN
 x = np.random.default_rng(0).standard_normal((frames + r.context, 513)).astype(np.float32)
 scratch = r._apply.lower(r.graphdefs, r.crops, r.states, jnp.asarray(x)).compile().memory_analysis()
 for _ in range(3):
