@@ -30,25 +30,24 @@ import sys
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-import jax.numpy as jnp
 from stemsplit import _alloc
 from stemsplit.engine import BLOCK_MARGIN
 from stemsplit.separate import Separator
 targets, block, calls = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])
 if targets == ["vocal-activity"]:  # the detector scores the frames of a call without a margin
     from stemsplit.vad import ActivityDetector
-    r, frames = ActivityDetector().runner, block  # tunes the allocator unless STEMSPLIT_NO_MALLOC_TUNING is set
+    r, frames = ActivityDetector().runner, block  # ModelRunner tunes the allocator unless opted out
 else:
     r, frames = Separator(targets).runner, block + BLOCK_MARGIN
 x = np.random.default_rng(0).standard_normal((frames + r.context, 513)).astype(np.float32)
-scratch = r._apply.lower(r.graphdefs, r.crops, r.states, jnp.asarray(x)).compile().memory_analysis()
+scratch = r.scratch_bytes(frames)
 for _ in range(3):
     r(x, frames)
 u0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 for _ in range(calls):
     r(x, frames)
 wall, u1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"tuned": _alloc.tune(), "frames": frames, "scratch_mib": scratch.temp_size_in_bytes / 2 ** 20,
+print(json.dumps({"tuned": _alloc.tune(), "frames": frames, "scratch_mib": scratch / 2 ** 20,
                   "ms_per_call": 1e3 * wall / calls, "us_per_frame": 1e6 * wall / calls / frames,
                   "faults_per_call": (u1.ru_minflt - u0.ru_minflt) / calls,
                   "sys_ms_per_call": 1e3 * (u1.ru_stime - u0.ru_stime) / calls}))

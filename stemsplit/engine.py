@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from . import checkpoint, masks, spectral
+from . import _alloc, checkpoint, masks, spectral
 from . import model as model_lib
 from .errors import CheckpointError, MissingCheckpointError, OptionError
 from .model import MaskCNN
@@ -136,10 +136,12 @@ class ModelRunner:
     CPU backend runs about 15x slower than one plain convolution per model; see docs/performance.md.)
     Inputs are padded to :func:`bucket` sizes so each compiles once. Models may see different spans of context
     (:func:`stemsplit.model.receptive_field`): the features carry the widest, and each model reads the middle
-    of them it needs.
+    of them it needs. Creating one raises the C allocator's thresholds (:func:`stemsplit._alloc.tune`), so
+    that each call's scratch memory is reused instead of mapped afresh.
     """
 
     def __init__(self, models: Sequence[MaskCNN]):
+        _alloc.tune()
         split = [nnx.split(m) for m in models]
         self.graphdefs = tuple(g for g, _ in split)
         self.states = tuple(s for _, s in split)
@@ -153,6 +155,13 @@ class ModelRunner:
     def _apply(graphdefs, crops, states, x):
         return [jax.nn.sigmoid(nnx.merge(g, s)(x[None, c:x.shape[0] - c])[0])
                 for g, c, s in zip(graphdefs, crops, states, strict=True)]
+
+    def scratch_bytes(self, frames: int, n_bins: int = 513) -> int:
+        """Scratch memory (bytes) the compiled call allocates and frees each time it scores ``frames`` frames of
+        ``n_bins``-bin features (XLA's memory analysis; compiles that shape)."""
+        x = jnp.zeros((frames + self.context, n_bins), jnp.float32)
+        compiled = self._apply.lower(self.graphdefs, self.crops, self.states, x).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
 
     def dispatch(self, feats: np.ndarray, cap: int | None = None) -> Pending:
         """Start the models on features ``(frames + context, bins)`` (the frames to score with their context,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _alloc, _compile_cache, spectral
+from . import _compile_cache, spectral
 from . import audio as audio_io
 from .engine import (
     BLOCK_MARGIN,
@@ -38,7 +38,7 @@ __all__ = ["Separator", "StemFiles", "LoadedTarget", "load_target", "residual_na
 #: STFT frames per processing block by default. With the context and margin a block's models score 256 frames,
 #: and the shipped vocals model's compiled pass then needs 28 MiB of scratch memory: under the 32 MiB up to which
 #: glibc's allocator learns to reuse such buffers instead of mapping (and page-faulting) fresh memory on every
-#: call. 512-frame blocks need 55 MiB and ran the vocals-only path 1.2-1.5x slower (docs/performance.md).
+#: call. 512-frame blocks need 55 MiB and ran the vocals-only path ~1.25x slower (docs/performance.md).
 BLOCK_FRAMES = 248
 #: the block with ``mask="wiener"``: the filter's statistics come from one block, and ~6 s of audio is what it
 #: was measured with (docs/results.md)
@@ -106,7 +106,6 @@ class Separator:
             gate_spec = gate_target.spec if preloaded_gate else get_targets([gate_target], targets_dir)[0]
         StemMaker(specs, mask=mask, residual=residual, gate=gate_spec, rule=rule)  # options checked before loading
         _compile_cache.enable()
-        _alloc.tune()
         self.targets = list(loaded) if loaded is not None else [load_target(s, checkpoint_dirs) for s in specs]
         self.specs = [t.spec for t in self.targets]
         self.gate: LoadedTarget | None = None

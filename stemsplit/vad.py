@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _alloc, spectral
 from . import audio as audio_io
+from . import spectral
 from .engine import LoadedTarget, ModelRunner, context_features, find_targets, load_target
 from .errors import OptionError
 
@@ -46,7 +46,6 @@ class ActivityDetector:
             loaded = load_target(find_targets([target], task="activity", targets_dir=targets_dir)[0],
                                  checkpoint_dirs)
         self.target = loaded
-        _alloc.tune()
         self.runner = ModelRunner([loaded.model])
         self.block_frames = block_frames
 

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import jax.numpy as jnp
 import pytest
 
 from stemsplit import _alloc
@@ -80,10 +79,5 @@ def test_default_blocks_and_their_scratch_memory():
     sep = Separator(["vocals"])
     assert sep.block_frames == BLOCK_FRAMES
     assert Separator(["vocals"], mask="wiener", loaded=sep.targets).block_frames == WIENER_BLOCK_FRAMES
-    r = sep.runner
-
-    def scratch(frames: int) -> int:
-        x = jnp.zeros((frames + r.context, 513), jnp.float32)
-        return r._apply.lower(r.graphdefs, r.crops, r.states, x).compile().memory_analysis().temp_size_in_bytes
-
+    scratch = sep.runner.scratch_bytes
     assert scratch(BLOCK_FRAMES + BLOCK_MARGIN) < 32 * 2 ** 20 < scratch(512 + BLOCK_MARGIN)
