@@ -189,6 +189,26 @@ def test_one_channel_convolution_and_its_gradient_match_the_convolution(dilation
         np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+def test_upsampling_convolution_and_its_gradient_match_the_upsampled_copy():
+    # the decoder convolves its upsampled maps at the lower resolution, one convolution per output phase
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.standard_normal((2, 5, 19, 6)).astype(np.float32))
+    k = jnp.asarray(rng.standard_normal((1, 3, 6, 4)).astype(np.float32))
+    g = jnp.asarray(rng.standard_normal((2, 5, 57, 4)).astype(np.float32))
+
+    def copy(a, b):
+        return model_lib._freq_conv(jnp.repeat(a, 3, axis=-2), b)
+
+    fast = model_lib._up3_freq_conv(x, k)
+    assert fast.shape == copy(x, k).shape == g.shape
+    np.testing.assert_allclose(fast, copy(x, k), atol=1e-5)
+    grads = [jax.grad(lambda a, b, f=f: jnp.sum(f(a, b) * g), argnums=(0, 1))(x, k)
+             for f in (model_lib._up3_freq_conv, copy)]
+    for got, want in zip(*grads, strict=True):
+        assert float(jnp.abs(want).max()) > 0
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
 def test_pool_max_over_strided_slices_matches_reduce_window():
     x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 11, 27, 3)).astype(np.float32))
     for d in (1, 3):
