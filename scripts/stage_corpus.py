@@ -2,6 +2,7 @@
 
     python scripts/stage_corpus.py --out /work/corpus [--mir1k-repo DIR] [--eir-repo DIR] [--shared DIR]
                                    [--mdb-repo DIR] [--musdb7-repo DIR] [--only eir,instrumental,mir1k,mdb,musdb7]
+    python scripts/stage_corpus.py --out /work/corpus --only instr-synth     # not staged by default
                                    [--jobs 2]
                                    [--status-file FILE]
     python scripts/stage_corpus.py --describe-eir        # the descriptors behind scripts/eir_stems.toml
@@ -41,6 +42,13 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   track goes to a stem by the instrument label in the song's ``_METADATA.yaml`` (singers -> vocals, drum set and
   percussion -> drums, basses -> bass, everything else -> other), as ``real-stems`` was built. Layout:
   ``OUT/mdb/train/MusicDelta - <song>/{vocals,drums,bass,other,mixture}.wav``, mono 44.1 kHz.
+
+* ``instr-synth`` (only with ``--only instr-synth``): 300 instrumental songs of 30 s rendered by
+  ``stemsplit.data.synth`` (seed 11, ``vocal_free_probability = 1``: no voice anywhere; General MIDI soundfonts,
+  Hydrogen drum kits, and, where ``SHARED`` exists, real instrumental beds read from it), 2.5 hours with piano,
+  organ, brass, reed and string leads: "no voice here" examples with lead instruments for the vocal activity
+  detector. Layout: ``OUT/instr-synth/train/synth-11-<i>/{vocals (silent),drums,bass,other,mixture}.wav``,
+  stereo 44.1 kHz PCM_16, 7.4 GB.
 
 Every written mixture is the exact sum of the stems written beside it (stems are quantized first, the mixture
 is the integer sum); when the float sum (or a stem) would peak above 0.99, one gain scales all files of the
@@ -82,6 +90,11 @@ SR = 44100
 PEAK = 0.99
 TARGETS = ("vocals", "drums", "bass", "other")
 ROOTS = ("eir", "instrumental", "mir1k", "mdb", "musdb7")
+#: roots staged only when ``--only`` names them
+EXTRA_ROOTS = ("instr-synth",)
+#: the rendered instrumental songs (``--only instr-synth``): vocal activity's "no voice" examples with lead
+#: instruments (docs/training.md)
+INSTR_SYNTH = {"root": "instr-synth", "tracks": 300, "seconds": 30.0, "seed": 11}
 MAPPING = Path(__file__).with_name("eir_stems.toml")
 VALID_TRACKS = ("7.Francium", "MusicDelta - Beatles", "MusicDelta - Grunge")
 DEFAULT_MIR1K = "/work/.mirror/andabi+music-source-separation/repo"
@@ -287,6 +300,24 @@ def stage_eir(repo: Path, out: Path, jobs: int) -> None:
 
 
 # ---------------------------------------------------------------- instrumental pieces
+
+def stage_instr_synth(shared: Path, out: Path, jobs: int) -> None:
+    """300 rendered instrumental songs (``stemsplit.data.synth``, no voice anywhere), 30 s each, seed 11."""
+    from stemsplit.data.synth import SynthConfig, render_dataset
+
+    root = out / INSTR_SYNTH["root"]
+    done = [p for p in (root / "train").glob("synth-*") if complete(p, (*TARGETS, "mixture"))]
+    if len(done) < INSTR_SYNTH["tracks"]:
+        config = SynthConfig(vocal_free_probability=1.0, test_fraction=0.0, subtype="PCM_16",
+                             real_data_root=str(shared) if shared.is_dir() else None)
+        with tqdm(total=INSTR_SYNTH["tracks"], desc="instr-synth", unit="song") as bar:
+            render_dataset(root, tracks=INSTR_SYNTH["tracks"], seconds=INSTR_SYNTH["seconds"],
+                           seed=INSTR_SYNTH["seed"], config=config, workers=jobs,
+                           progress=lambda k, n: bar.update(k - bar.n))
+    _write_json(root / "manifest.json", {**INSTR_SYNTH, "source": "stemsplit.data.synth (vocal_free_probability 1)",
+                                         "real_data_root": str(shared), "licence": "rendered here; real beds per "
+                                         "SHARED/real-material/instrumental/<piece>.txt"})
+
 
 def stage_instrumental(shared: Path, out: Path) -> None:
     import librosa
@@ -528,7 +559,7 @@ def describe_eir(repo: Path, jobs: int) -> None:
 def verify(out: Path, shared: Path, roots: list[str]) -> None:
     """Per root: tracks, total duration, mixture == sum of stems on a few tracks; the album's energy shares."""
     print("\nverification")
-    checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None, "musdb7": 10}
+    checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None, "musdb7": 10, "instr-synth": 10}
     for root in roots:
         folders = sorted(p for p in (out / root / "train").glob("*") if p.is_dir())
         frames = [sf.info(str(p / "mixture.wav")).frames for p in folders if (p / "mixture.wav").exists()]
@@ -566,7 +597,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--musdb7-repo", type=Path, default=Path(DEFAULT_MUSDB7),
                     help=f"mirror holding the MUSDB18 7-second excerpts (read at commit {MUSDB7_COMMIT[:12]})")
     ap.add_argument("--shared", type=Path, default=Path(DEFAULT_SHARED), help="shared data folder")
-    ap.add_argument("--only", default=",".join(ROOTS), help=f"comma-separated subset of {','.join(ROOTS)}")
+    ap.add_argument("--only", default=",".join(ROOTS),
+                    help=f"comma-separated subset of {','.join(ROOTS + EXTRA_ROOTS)} (default: {','.join(ROOTS)})")
     ap.add_argument("--jobs", type=int, default=2, help="parallel decoding processes (default 2)")
     ap.add_argument("--status-file", type=Path, help="append '<ROOT> DONE' to this file as each root finishes")
     ap.add_argument("--describe-eir", action="store_true", help="print the album stems' descriptors and exit")
@@ -578,10 +610,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.describe_eir:
         describe_eir(args.eir_repo, args.jobs)
         return
-    roots = [r for r in ROOTS if r in {s.strip() for s in args.only.split(",") if s.strip()}]
-    unknown = {s.strip() for s in args.only.split(",") if s.strip()} - set(ROOTS)
+    roots = [r for r in ROOTS + EXTRA_ROOTS if r in {s.strip() for s in args.only.split(",") if s.strip()}]
+    unknown = {s.strip() for s in args.only.split(",") if s.strip()} - set(ROOTS + EXTRA_ROOTS)
     if unknown or not roots:
-        raise SystemExit(f"--only takes a comma-separated subset of {','.join(ROOTS)}, got {args.only!r}")
+        raise SystemExit(f"--only takes a comma-separated subset of {','.join(ROOTS + EXTRA_ROOTS)}, "
+                         f"got {args.only!r}")
     repo_root = Path(__file__).resolve().parents[1]
     if args.out.resolve().is_relative_to(repo_root):
         raise SystemExit(f"--out {args.out} is inside the repository; stage the corpus outside it")
@@ -596,6 +629,8 @@ def main(argv: list[str] | None = None) -> None:
                 stage_instrumental(args.shared, args.out)
             elif root == "mdb":
                 stage_mdb(args.mdb_repo, args.shared, args.out)
+            elif root == "instr-synth":
+                stage_instr_synth(args.shared, args.out, args.jobs)
             elif root == "musdb7":
                 stage_musdb7(args.musdb7_repo, args.out, args.jobs)
             else:

@@ -5,6 +5,8 @@
 #   bash scripts/train_shipped.sh TARGET STEPS [ARGS]    # e.g. vocals 15000, drums 6000, other 6000; extra ARGS go to
 #                                                        # stemsplit train (vocal-activity 6000 --init checkpoints/vocals.npz --lr 1e-3)
 #   TARGETS_DIR=DIR bash scripts/train_shipped.sh ...    # train DIR/TARGET.toml (a new model for a shipped target)
+#   The shipped vocal-activity model is that 6,000-step run fine-tuned 1,500 steps with rendered instrumental songs
+#   (python scripts/stage_corpus.py --only instr-synth; the command is in docs/checkpoints.md).
 #
 # Data (read by path, never copied into the repository; see docs/data.md):
 #   $CORPUS/eir           "Everything is Remixed" (CC0 album): 7 songs, stems summed by scripts/eir_stems.toml
@@ -13,6 +15,7 @@
 #   $CORPUS/musdb7        the 7-second excerpts of 87 MUSDB18 training songs (research use; no test song, ever)
 #   $CORPUS/mir1k         MIR-1K: 1,000 karaoke clips, singing and accompaniment recorded apart (vocals only)
 #   $CORPUS/instrumental  real instrumental pieces without voice (vocals only: "no vocals here")
+#   $CORPUS/instr-synth   300 rendered instrumental songs (vocal activity's fine-tuning only; --only instr-synth)
 # Held out for validation, full length: the album's "7.Francium" and MedleyDB "Beatles" and "Grunge".
 set -euo pipefail
 SHARED=${SHARED:-/work/shared/data}

@@ -120,3 +120,27 @@ def test_stage_musdb7(stage, tmp_path):
         total = total + x
     mix = sf.read(str(track / "mixture.wav"), dtype="float32")[0]
     np.testing.assert_allclose(mix, total, atol=1e-4)
+
+
+def test_stage_instr_synth_renders_voiceless_songs_once(stage, tmp_path, monkeypatch):
+    from .conftest import require_synth_tools
+
+    require_synth_tools()
+    assert "instr-synth" in stage.EXTRA_ROOTS and "instr-synth" not in stage.ROOTS  # staged only on request
+    monkeypatch.setitem(stage.INSTR_SYNTH, "tracks", 2)
+    monkeypatch.setitem(stage.INSTR_SYNTH, "seconds", 2.0)
+    out = tmp_path / "corpus"
+    stage.stage_instr_synth(tmp_path / "no-shared", out, 1)
+    folders = sorted((out / "instr-synth" / "train").glob("synth-*"))
+    assert len(folders) == 2
+    for f in folders:
+        stems = {t: sf.read(str(f / f"{t}.wav"), dtype="float32", always_2d=True)[0] for t in stage.TARGETS}
+        mix = sf.read(str(f / "mixture.wav"), dtype="float32", always_2d=True)[0]
+        assert not np.any(stems["vocals"])  # no voice anywhere
+        assert np.abs(mix).max() > 0.01
+        np.testing.assert_allclose(mix, sum(stems.values()), atol=1e-3)
+    manifest = json.loads((out / "instr-synth" / "manifest.json").read_text())
+    assert manifest["tracks"] == 2 and manifest["seed"] == stage.INSTR_SYNTH["seed"]
+    before = [(f / "mixture.wav").stat().st_mtime_ns for f in folders]
+    stage.stage_instr_synth(tmp_path / "no-shared", out, 1)  # complete: nothing rendered again
+    assert [(f / "mixture.wav").stat().st_mtime_ns for f in folders] == before
