@@ -2,9 +2,9 @@
 
     python scripts/stage_corpus.py --out /work/corpus [--mir1k-repo DIR] [--eir-repo DIR] [--shared DIR]
                                    [--mdb-repo DIR] [--musdb7-repo DIR] [--only eir,instrumental,mir1k,mdb,musdb7]
-    python scripts/stage_corpus.py --out /work/corpus --only instr-synth     # not staged by default
                                    [--jobs 2]
                                    [--status-file FILE]
+    python scripts/stage_corpus.py --out /work/corpus --only instr-synth     # not staged by default
     python scripts/stage_corpus.py --describe-eir        # the descriptors behind scripts/eir_stems.toml
     python scripts/stage_corpus.py --out /work/corpus --verify-only
 
@@ -92,6 +92,7 @@ TARGETS = ("vocals", "drums", "bass", "other")
 ROOTS = ("eir", "instrumental", "mir1k", "mdb", "musdb7")
 #: roots staged only when ``--only`` names them
 EXTRA_ROOTS = ("instr-synth",)
+ALL_ROOTS = ROOTS + EXTRA_ROOTS
 #: the rendered instrumental songs (``--only instr-synth``): vocal activity's "no voice" examples with lead
 #: instruments (docs/training.md)
 INSTR_SYNTH = {"root": "instr-synth", "tracks": 300, "seconds": 30.0, "seed": 11}
@@ -302,20 +303,21 @@ def stage_eir(repo: Path, out: Path, jobs: int) -> None:
 # ---------------------------------------------------------------- instrumental pieces
 
 def stage_instr_synth(shared: Path, out: Path, jobs: int) -> None:
-    """300 rendered instrumental songs (``stemsplit.data.synth``, no voice anywhere), 30 s each, seed 11."""
+    """``INSTR_SYNTH``'s rendered instrumental songs (``stemsplit.data.synth``, no voice anywhere); a complete
+    set is left as it is."""
     from stemsplit.data.synth import SynthConfig, render_dataset
 
     root = out / INSTR_SYNTH["root"]
-    done = [p for p in (root / "train").glob("synth-*") if complete(p, (*TARGETS, "mixture"))]
-    if len(done) < INSTR_SYNTH["tracks"]:
-        config = SynthConfig(vocal_free_probability=1.0, test_fraction=0.0, subtype="PCM_16",
-                             real_data_root=str(shared) if shared.is_dir() else None)
+    config = SynthConfig(vocal_free_probability=1.0, test_fraction=0.0, subtype="PCM_16",
+                         real_data_root=str(shared) if shared.is_dir() else None)
+    done = sum(complete(p, (*TARGETS, "mixture")) for p in (root / "train").glob("synth-*"))
+    if done < INSTR_SYNTH["tracks"]:
         with tqdm(total=INSTR_SYNTH["tracks"], desc="instr-synth", unit="song") as bar:
             render_dataset(root, tracks=INSTR_SYNTH["tracks"], seconds=INSTR_SYNTH["seconds"],
                            seed=INSTR_SYNTH["seed"], config=config, workers=jobs,
                            progress=lambda k, n: bar.update(k - bar.n))
     _write_json(root / "manifest.json", {**INSTR_SYNTH, "source": "stemsplit.data.synth (vocal_free_probability 1)",
-                                         "real_data_root": str(shared), "licence": "rendered here; real beds per "
+                                         "real_data_root": config.real_data_root, "licence": "rendered here; real beds per "
                                          "SHARED/real-material/instrumental/<piece>.txt"})
 
 
@@ -598,7 +600,7 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"mirror holding the MUSDB18 7-second excerpts (read at commit {MUSDB7_COMMIT[:12]})")
     ap.add_argument("--shared", type=Path, default=Path(DEFAULT_SHARED), help="shared data folder")
     ap.add_argument("--only", default=",".join(ROOTS),
-                    help=f"comma-separated subset of {','.join(ROOTS + EXTRA_ROOTS)} (default: {','.join(ROOTS)})")
+                    help=f"comma-separated subset of {','.join(ALL_ROOTS)} (default: {','.join(ROOTS)})")
     ap.add_argument("--jobs", type=int, default=2, help="parallel decoding processes (default 2)")
     ap.add_argument("--status-file", type=Path, help="append '<ROOT> DONE' to this file as each root finishes")
     ap.add_argument("--describe-eir", action="store_true", help="print the album stems' descriptors and exit")
@@ -610,11 +612,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.describe_eir:
         describe_eir(args.eir_repo, args.jobs)
         return
-    roots = [r for r in ROOTS + EXTRA_ROOTS if r in {s.strip() for s in args.only.split(",") if s.strip()}]
-    unknown = {s.strip() for s in args.only.split(",") if s.strip()} - set(ROOTS + EXTRA_ROOTS)
-    if unknown or not roots:
-        raise SystemExit(f"--only takes a comma-separated subset of {','.join(ROOTS + EXTRA_ROOTS)}, "
-                         f"got {args.only!r}")
+    wanted = {s.strip() for s in args.only.split(",") if s.strip()}
+    roots = [r for r in ALL_ROOTS if r in wanted]
+    if wanted - set(ALL_ROOTS) or not roots:
+        raise SystemExit(f"--only takes a comma-separated subset of {','.join(ALL_ROOTS)}, got {args.only!r}")
     repo_root = Path(__file__).resolve().parents[1]
     if args.out.resolve().is_relative_to(repo_root):
         raise SystemExit(f"--out {args.out} is inside the repository; stage the corpus outside it")
