@@ -90,6 +90,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stemsplit.data.tracks import musdb18_test_songs as musdb_test_songs  # noqa: E402  (the one list)
+from stemsplit.evaluate import quick_sdr  # noqa: E402
 
 try:
     import tomllib
@@ -483,6 +484,7 @@ def ultrastar_songs(repo: Path) -> dict[str, dict[str, str]]:
     """``{song: {"audio": path, "licence": url}}`` for every ``Creative Commons/<song>/`` folder whose audio
     (``audio.ogg`` or ``audio.mp3``, the first present) the mirror holds."""
     files = list_files(repo, ULTRASTAR_DIR)
+    listed = set(files)
     songs: dict[str, dict[str, str]] = {}
     for path in files:
         parts = path.split("/")
@@ -492,7 +494,7 @@ def ultrastar_songs(repo: Path) -> dict[str, dict[str, str]]:
             continue
         licence = ""
         lic = f"{ULTRASTAR_DIR}/{parts[1]}/license.txt"
-        if lic in files and _blob_present(repo, lic):
+        if lic in listed and _blob_present(repo, lic):
             text = read_bytes(repo, lic).decode("utf-8", "replace")
             found = [w for w in text.split() if "creativecommons.org/licenses/" in w]
             licence = found[0] if found else ""
@@ -551,9 +553,7 @@ def stage_ultrastar(repo: Path, out: Path, label) -> None:
             x = sf.read(str(wav), dtype="float32", always_2d=True)[0].T
             stems = {name: sf.read(str(Path(result["out"]) / f"{name}.wav"), dtype="float32", always_2d=True)[0].T
                      for name in ("vocals", "accompaniment")}
-            est = stems["vocals"] + stems["accompaniment"]
-            err = max(float(np.sum((x - est).astype(np.float64) ** 2)), 1e-20)
-            match = 10 * np.log10(float(np.sum(x.astype(np.float64) ** 2)) / err)
+            match = quick_sdr(x, stems["vocals"] + stems["accompaniment"])
             folder = root / "train" / f"us-{safe_name(song)}"
             gain = write_track(folder, stems)
             report["songs"][song] = {"folder": folder.name, "audio": meta["audio"], "licence": meta["licence"],
