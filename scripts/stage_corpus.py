@@ -6,6 +6,7 @@
                                    [--status-file FILE]
     python scripts/stage_corpus.py --out /work/corpus --only instr-synth     # not staged by default
     python scripts/stage_corpus.py --out /work/corpus --only ultrastar-cc --peer-venv DIR   # not by default
+    python scripts/stage_corpus.py --out /work/corpus --only ultrastar-instr                # after ultrastar-cc
     python scripts/stage_corpus.py --describe-eir        # the descriptors behind scripts/eir_stems.toml
     python scripts/stage_corpus.py --out /work/corpus --verify-only
 
@@ -59,6 +60,12 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   summed into the mixture (their difference from the original song lies 21-31 dB below it). Pseudo-labels for
   distillation experiments, never validation. Layout:
   ``OUT/ultrastar-cc/train/us-<Artist - Title>/{vocals, accompaniment, mixture}.wav``, stereo 44.1 kHz PCM_16.
+* ``ultrastar-instr`` (only with ``--only ultrastar-instr``, after ``ultrastar-cc``): the instrumental passages
+  of the same songs, found from their hand-timed notes (UltraStar's ``song.txt``): stretches of 3 s or more with
+  no note within 0.75 s, kept where Spleeter's vocals estimate stays 20 dB or more below the mix. Real full mixes
+  with true labels ("no voice here"), no estimate written: the original audio is the accompaniment and the
+  mixture, the vocals are silent. 8 minutes from the 17 songs. Layout:
+  ``OUT/ultrastar-instr/train/usi-<Artist - Title>-<k>/{vocals (silent), accompaniment, mixture}.wav``.
 
 Every written mixture is the exact sum of the stems written beside it (stems are quantized first, the mixture
 is the integer sum); when the float sum (or a stem) would peak above 0.99, one gain scales all files of the
@@ -102,7 +109,7 @@ PEAK = 0.99
 TARGETS = ("vocals", "drums", "bass", "other")
 ROOTS = ("eir", "instrumental", "mir1k", "mdb", "musdb7")
 #: roots staged only when ``--only`` names them
-EXTRA_ROOTS = ("instr-synth", "ultrastar-cc")
+EXTRA_ROOTS = ("instr-synth", "ultrastar-cc", "ultrastar-instr")
 ALL_ROOTS = ROOTS + EXTRA_ROOTS
 #: the rendered instrumental songs (``--only instr-synth``): vocal activity's "no voice" examples with lead
 #: instruments (docs/training.md)
@@ -116,6 +123,9 @@ DEFAULT_SHARED = "/work/shared/data"
 MDB_DIR = "MDB Drums/audio/multi-tracks"
 DEFAULT_ULTRASTAR = "/work/.mirror/UltraStar-Deluxe+songs/repo"
 ULTRASTAR_DIR = "Creative Commons"
+#: ``ultrastar-instr``: a passage is instrumental when no note lies within MARGIN s of it, it lasts MIN s or more,
+#: and the Spleeter estimate of its vocals (``ultrastar-cc``) stays MAX dB or more below its mixture
+ULTRASTAR_INSTR = {"margin_s": 0.75, "min_s": 3.0, "max_vocals_db": -20.0}
 SPLEETER_WORKER = Path(__file__).resolve().parents[1] / "benchmarks" / "_spleeter_worker.py"
 DEFAULT_MUSDB7 = "/work/.mirror/skimura1+VocalExractionUnet/repo"
 MUSDB7_COMMIT = "02a669958fda94ed0915cbda1a31f97b57cb2e50"
@@ -481,8 +491,9 @@ def stage_mdb(repo: Path, shared: Path, out: Path) -> None:
 # ---------------------------------------------------------------- UltraStar's Creative Commons songs, labelled by Spleeter
 
 def ultrastar_songs(repo: Path) -> dict[str, dict[str, str]]:
-    """``{song: {"audio": path, "licence": url}}`` for every ``Creative Commons/<song>/`` folder whose audio
-    (``audio.ogg`` or ``audio.mp3``, the first present) the mirror holds."""
+    """``{song: {"audio": path, "licence": url, "notes": path}}`` for every ``Creative Commons/<song>/`` folder
+    whose audio (``audio.ogg`` or ``audio.mp3``, the first present) the mirror holds; ``notes`` is the song's
+    UltraStar file (the folder's ``.txt`` other than ``license.txt``; "" when it has none)."""
     files = list_files(repo, ULTRASTAR_DIR)
     listed = set(files)
     songs: dict[str, dict[str, str]] = {}
@@ -498,7 +509,9 @@ def ultrastar_songs(repo: Path) -> dict[str, dict[str, str]]:
             text = read_bytes(repo, lic).decode("utf-8", "replace")
             found = [w for w in text.split() if "creativecommons.org/licenses/" in w]
             licence = found[0] if found else ""
-        songs[parts[1]] = {"audio": path, "licence": licence}
+        notes = [f for f in files if f.startswith(f"{ULTRASTAR_DIR}/{parts[1]}/") and f.count("/") == 2
+                 and f.endswith(".txt") and not f.endswith("/license.txt")]
+        songs[parts[1]] = {"audio": path, "licence": licence, "notes": notes[0] if notes else ""}
     if not songs:
         raise SystemExit(f"No song audio ({ULTRASTAR_DIR}/<song>/audio.ogg|mp3) found in {repo}")
     return dict(sorted(songs.items()))
@@ -562,6 +575,97 @@ def stage_ultrastar(repo: Path, out: Path, label) -> None:
             tqdm.write(f"ultrastar-cc: {song}: {x.shape[1] / SR:.1f} s, the stems' sum {match:.1f} dB from the original")
             _write_json(manifest, report)
     _write_json(manifest, report)
+
+
+def ultrastar_sung(text: str) -> list[tuple[float, float]]:
+    """Seconds ``(start, end)`` of every note of an UltraStar song file: ``#BPM`` (UltraStar counts four beats
+    per beat of it), ``#GAP`` (ms to beat 0), ``#RELATIVE`` (beats counted from each line break), note lines
+    ``: * F R G  start length pitch text``; an empty list when the file has no tempo."""
+    bpm = gap = None
+    relative, base, notes = False, 0, []
+    for line in text.splitlines():
+        head = line[:1]
+        try:
+            if line.startswith("#BPM:"):
+                bpm = float(line[5:].strip().replace(",", "."))
+            elif line.startswith("#GAP:"):
+                gap = float(line[5:].strip().replace(",", "."))
+            elif line.startswith("#RELATIVE:"):
+                relative = "yes" in line.lower()
+            elif head in (":", "*", "F", "R", "G") and len(line.split()) >= 3:
+                _, start, length = line.split()[:3]
+                notes.append((base + int(start), base + int(start) + int(length)))
+            elif head == "-" and relative:
+                base += int(line.split()[-1])
+        except ValueError:
+            continue
+    if not bpm or bpm <= 0:
+        return []
+    beat = 60.0 / (4 * bpm)
+    return [((gap or 0.0) / 1000 + a * beat, (gap or 0.0) / 1000 + b * beat) for a, b in notes]
+
+
+def instrumental_passages(sung: list[tuple[float, float]], duration: float, margin: float = 0.75,
+                          min_len: float = 3.0) -> list[tuple[float, float]]:
+    """The stretches of ``[0, duration]`` at least ``min_len`` long with no note within ``margin`` of them."""
+    out, t = [], 0.0
+    for a, b in sorted((a - margin, b + margin) for a, b in sung):
+        if a - t >= min_len:
+            out.append((t, a))
+        t = max(t, b)
+    if duration - t >= min_len:
+        out.append((t, duration))
+    return out
+
+
+def stage_ultrastar_instr(repo: Path, out: Path) -> None:
+    """The instrumental passages of the ``ultrastar-cc`` songs (between their notated lines, see
+    :data:`ULTRASTAR_INSTR`) as voiceless tracks: the original audio as accompaniment and mixture, silent vocals."""
+    cc = out / "ultrastar-cc"
+    staged = json.loads((cc / "manifest.json").read_text())["songs"] if (cc / "manifest.json").exists() else {}
+    if not staged:
+        raise SystemExit("ultrastar-instr reads the Spleeter estimates of ultrastar-cc: stage that root first "
+                         "(--only ultrastar-cc --peer-venv DIR)")
+    songs = ultrastar_songs(repo)
+    root = out / "ultrastar-instr"
+    report = {"source": "github.com/UltraStar-Deluxe/songs", "commit": source_commit(repo), **ULTRASTAR_INSTR,
+              "stems": "original audio between the notated sung lines as accompaniment; vocals silent",
+              "licence": "per song (research use)", "passages": {}, "dropped": {}}
+    files = ("vocals", "accompaniment", "mixture")
+    for song, meta in tqdm(songs.items(), desc="ultrastar-instr", unit="song"):
+        if song not in staged or not meta["notes"]:
+            continue
+        sung = ultrastar_sung(read_bytes(repo, meta["notes"]).decode("utf-8", "replace"))
+        if not sung:
+            report["dropped"][song] = "no tempo in its song file"
+            continue
+        est = cc / "train" / staged[song]["folder"]
+        vocals = sf.read(str(est / "vocals.wav"), dtype="float32", always_2d=True)[0].T
+        mixture = sf.read(str(est / "mixture.wav"), dtype="float32", always_2d=True)[0].T
+        x = None
+        spans = instrumental_passages(sung, mixture.shape[1] / SR, ULTRASTAR_INSTR["margin_s"], ULTRASTAR_INSTR["min_s"])
+        for k, (a, b) in enumerate(spans):
+            i, j = int(a * SR), int(b * SR)
+            em = float(np.mean(mixture[:, i:j].astype(np.float64) ** 2))
+            ev = float(np.mean(vocals[:, i:j].astype(np.float64) ** 2))
+            level = 10 * np.log10((ev + 1e-20) / (em + 1e-20))
+            span = {"song": song, "start_s": round(a, 2), "end_s": round(b, 2), "licence": meta["licence"],
+                    "vocals_estimate_db": round(level, 1)}
+            name = f"usi-{safe_name(song)}-{k:02d}"
+            if em < 1e-8 or level > ULTRASTAR_INSTR["max_vocals_db"]:
+                report["dropped"][name] = span
+                continue
+            report["passages"][name] = span
+            if complete(root / "train" / name, files):
+                continue
+            if x is None:
+                x, _ = _ffmpeg_decode(read_bytes(repo, meta["audio"]), channels=2, sr=SR)
+            seg = x[:, i:j]
+            write_track(root / "train" / name, {"vocals": np.zeros_like(seg), "accompaniment": seg})
+        _write_json(root / "manifest.json", report)
+    kept = sum(p["end_s"] - p["start_s"] for p in report["passages"].values())
+    print(f"ultrastar-instr: {len(report['passages'])} passages, {kept / 60:.1f} min; {len(report['dropped'])} dropped")
+    _write_json(root / "manifest.json", report)
 
 
 # ---------------------------------------------------------------- MUSDB18 training excerpts (7 s)
@@ -662,7 +766,7 @@ def verify(out: Path, shared: Path, roots: list[str]) -> None:
     """Per root: tracks, total duration, mixture == sum of stems on a few tracks; the album's energy shares."""
     print("\nverification")
     checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None, "musdb7": 10, "instr-synth": 10,
-              "ultrastar-cc": 5}
+              "ultrastar-cc": 5, "ultrastar-instr": 10}
     for root in roots:
         folders = sorted(p for p in (out / root / "train").glob("*") if p.is_dir())
         frames = [sf.info(str(p / "mixture.wav")).frames for p in folders if (p / "mixture.wav").exists()]
@@ -746,6 +850,8 @@ def main(argv: list[str] | None = None) -> None:
                 stage_musdb7(args.musdb7_repo, args.out, args.jobs)
             elif root == "ultrastar-cc":
                 stage_ultrastar(args.ultrastar_repo, args.out, label)
+            elif root == "ultrastar-instr":
+                stage_ultrastar_instr(args.ultrastar_repo, args.out)
             else:
                 stage_mir1k(args.mir1k_repo, args.out, args.jobs)
             print(f"{root}: done in {time.time() - t0:.0f} s", flush=True)

@@ -196,3 +196,60 @@ def test_ultrastar_needs_the_peer_venv_before_any_work(stage, tmp_path):
     with pytest.raises(SystemExit, match="no Spleeter there"):
         stage.main(["--out", str(tmp_path / "corpus"), "--only", "ultrastar-cc", "--peer-venv", str(tmp_path)])
     assert not (tmp_path / "corpus").exists()
+
+
+def test_ultrastar_sung_reads_tempo_gap_and_relative_lines(stage):
+    text = "#TITLE:x\n#BPM:150,0\n#GAP:1000\n: 0 4 60 la\n* 8 2 62 la\nF 12 4 0 ha\n- 20\nE\n"
+    beat = 60.0 / (4 * 150)
+    assert stage.ultrastar_sung(text) == pytest.approx([(1.0, 1 + 4 * beat), (1 + 8 * beat, 1 + 10 * beat),
+                                                        (1 + 12 * beat, 1 + 16 * beat)])
+    rel = "#BPM:150\n#GAP:0\n#RELATIVE:yes\n: 0 4 60 la\n- 8 10\n: 2 4 60 la\n"  # the second line starts at beat 10
+    assert stage.ultrastar_sung(rel)[1] == pytest.approx((12 * beat, 16 * beat))
+    assert stage.ultrastar_sung("#TITLE:no tempo\n: 0 4 60 la\n") == []
+    assert stage.instrumental_passages([(4.0, 6.0), (6.5, 7.0)], 12.0, 0.75, 3.0) == [(0.0, 3.25), (7.75, 12.0)]
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_stage_ultrastar_instr_keeps_the_voiceless_passages_between_lines(stage, tmp_path):
+    """Passages between the notated lines become tracks with silent vocals and the original audio as the rest;
+    one whose Spleeter estimate holds a voice the notes do not mark (an ad-lib) is dropped."""
+    repo, out = tmp_path / "mirror", tmp_path / "corpus"
+    song = repo / "Creative Commons" / "Band - Song"
+    song.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((12 * 44100, 2))).astype(np.float32)
+    sf.write(str(song / "audio.ogg"), x, 44100)
+    (song / "license.txt").write_text("http://creativecommons.org/licenses/by/3.0/\n")
+    # BPM 150 -> 0.1 s per UltraStar beat; notes from 4.0 to 6.0 s
+    (song / "song.txt").write_text("#TITLE:Song\n#BPM:150\n#GAP:4000\n: 0 10 60 la\n: 10 10 62 la\nE\n")
+    with pytest.raises(SystemExit, match="stage that root first"):
+        stage.stage_ultrastar_instr(repo, out)
+
+    def fake_label(wavs, outdir):  # the voice where the notes are, and an un-notated ad-lib at 8-9 s
+        results = []
+        for i, w in enumerate(wavs):
+            a, sr = sf.read(str(w), dtype="float32", always_2d=True)
+            t = np.arange(len(a)) / sr
+            voiced = ((t >= 4) & (t < 6)) | ((t >= 8) & (t < 9))
+            d = outdir / str(i)
+            d.mkdir(parents=True)
+            sf.write(str(d / "vocals.wav"), a * voiced[:, None], sr, subtype="FLOAT")
+            sf.write(str(d / "accompaniment.wav"), a * ~voiced[:, None], sr, subtype="FLOAT")
+            results.append({"path": str(w), "out": str(d)})
+        return results
+
+    stage.stage_ultrastar(repo, out, fake_label)
+    stage.stage_ultrastar_instr(repo, out)
+    folders = sorted((out / "ultrastar-instr" / "train").iterdir())
+    assert [f.name for f in folders] == ["usi-Band - Song-00"]  # 0-3.25 s; 6.75-12 s holds the ad-lib
+    v = sf.read(str(folders[0] / "vocals.wav"), dtype="float32")[0]
+    a = sf.read(str(folders[0] / "accompaniment.wav"), dtype="float32")[0]
+    mix = sf.read(str(folders[0] / "mixture.wav"), dtype="float32")[0]
+    assert not np.any(v) and abs(len(mix) - int(3.25 * 44100)) <= 1
+    np.testing.assert_array_equal(mix, a)
+    decoded = sf.read(str(out / "ultrastar-cc" / "train" / "us-Band - Song" / "mixture.wav"), dtype="float32")[0]
+    np.testing.assert_allclose(mix, decoded[: len(mix)], atol=2e-4)  # the song's audio, as decoded
+    report = json.loads((out / "ultrastar-instr" / "manifest.json").read_text())
+    assert list(report["dropped"]) == ["usi-Band - Song-01"]
+    assert report["dropped"]["usi-Band - Song-01"]["vocals_estimate_db"] > -20
+    assert report["passages"]["usi-Band - Song-00"]["licence"].startswith("http://creativecommons.org/licenses/by/")
