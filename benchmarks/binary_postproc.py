@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemsplit import checkpoint, masks, spectral  # noqa: E402
 from stemsplit.data.tracks import find_tracks  # noqa: E402
-from stemsplit.evaluate import _median, _window_sdrs, quick_sdr, target_excerpt  # noqa: E402
+from stemsplit.evaluate import quick_sdr, target_excerpt, windowed_sdr  # noqa: E402
 from stemsplit.separate import LoadedTarget, Separator, load_target  # noqa: E402
 from stemsplit.targets import get_targets  # noqa: E402
 
@@ -86,12 +86,9 @@ def main() -> None:
         spec_x = spectral.signal_stft(mix, g)
         soft, _ = masks.combine_on_grid(sep.signal_scores(spectral.features(spec_x, g)), g.n_bins,
                                         thresholds=[0.5], priorities=[0], mode="soft")
-        ref64, mix64 = (np.atleast_2d(np.asarray(a, np.float64)) for a in (ref, mix))
         for name, m in variants(np.asarray(soft[0]), threshold).items():
             est = spectral.istft(m[None] * spec_x, g, mix.shape[-1])
-            est64 = np.atleast_2d(np.asarray(est, np.float64))
-            w = _median(_window_sdrs(ref64, mix64 - ref64, est64, mix64 - est64, t.sr, window_s=1.0)[1])
-            res.setdefault(name, []).append((w, quick_sdr(ref, est)))
+            res.setdefault(name, []).append((windowed_sdr(ref, est, mix, t.sr), quick_sdr(ref, est)))
         print(f"{t.name}: " + ", ".join(f"{k} {v[-1][0]:.2f}" for k, v in res.items()), flush=True)
     print(f"\n{len(res['soft'])} songs, whole; clean-ups start from threshold {threshold:.2f}")
     print(f"{'mask':12s} {'windowed median':>16s} {'windowed mean':>14s} {'quick mean':>11s}")

@@ -24,6 +24,7 @@ from scipy.ndimage import uniform_filter1d
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemsplit import spectral  # noqa: E402
+from stemsplit.data.dataset import activity_ratio_db  # noqa: E402
 from stemsplit.data.tracks import find_tracks  # noqa: E402
 from stemsplit.evaluate import track_labels  # noqa: E402
 from stemsplit.separate import Separator  # noqa: E402
@@ -39,10 +40,8 @@ def song_features(track, det: ActivityDetector, sep: Separator) -> tuple[np.ndar
     est = sep.separate(mix, sr)["vocals"]
     g = spectral.FRONTEND.grid(sr)
     mb = g.model_bins
-    ev = (np.abs(spectral.signal_stft(est, g)[:, :mb]) ** 2).mean(0).sum(0)
-    em = (np.abs(spectral.signal_stft(mix, g)[:, :mb]) ** 2).mean(0).sum(0)
-    level = 10 * np.log10(ev / (g.n_fft * np.sum(g.window ** 2) / 2) + 1e-20)
-    ratio = np.where(level > -60, 10 * np.log10((ev + 1e-20) / (em + 1e-20)), -60.0)
+    ratio, level = activity_ratio_db(spectral.signal_stft(est, g)[:, :mb], spectral.signal_stft(mix, g)[:, :mb], g)
+    ratio = np.where(level > -60, ratio, -60.0)  # the labels' -60 dBFS floor
     n = min(len(labels), len(probs), len(ratio))
     return labels[:n] > 0.5, probs[:n], ratio[:n]
 

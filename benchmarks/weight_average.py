@@ -72,11 +72,11 @@ def main() -> None:
     models: dict[str, LoadedTarget] = {"shipped": load_target(spec)}
     for entry in args.models:
         name, recipe = entry.split("=", 1)
-        if "+" in recipe or ":" in recipe.split("/")[0]:
-            parts = [(float(p.split(":", 1)[0]), p.split(":", 1)[1]) for p in recipe.split("+")]
-            path = average(parts, keep / f"{name}.npz")
-        else:
+        parts = [p.split(":", 1) for p in recipe.split("+")]
+        if len(parts) == 1 and len(parts[0]) == 1:  # NAME=PATH: the checkpoint as it is
             path = Path(recipe)
+        else:  # NAME=W:PATH+W:PATH...
+            path = average([(float(w), p) for w, p in parts], keep / f"{name}.npz")
         model, _, meta = checkpoint.load_model(path)
         models[name] = LoadedTarget(spec, model, Path(path), meta)
     if spec.task == "activity":

@@ -496,6 +496,11 @@ def ultrastar_songs(repo: Path) -> dict[str, dict[str, str]]:
     UltraStar file (the folder's ``.txt`` other than ``license.txt``; "" when it has none)."""
     files = list_files(repo, ULTRASTAR_DIR)
     listed = set(files)
+    notes: dict[str, str] = {}  # each folder's first song file
+    for f in files:
+        parts = f.split("/")
+        if len(parts) == 3 and parts[2].endswith(".txt") and parts[2] != "license.txt":
+            notes.setdefault(parts[1], f)
     songs: dict[str, dict[str, str]] = {}
     for path in files:
         parts = path.split("/")
@@ -509,9 +514,7 @@ def ultrastar_songs(repo: Path) -> dict[str, dict[str, str]]:
             text = read_bytes(repo, lic).decode("utf-8", "replace")
             found = [w for w in text.split() if "creativecommons.org/licenses/" in w]
             licence = found[0] if found else ""
-        notes = [f for f in files if f.startswith(f"{ULTRASTAR_DIR}/{parts[1]}/") and f.count("/") == 2
-                 and f.endswith(".txt") and not f.endswith("/license.txt")]
-        songs[parts[1]] = {"audio": path, "licence": licence, "notes": notes[0] if notes else ""}
+        songs[parts[1]] = {"audio": path, "licence": licence, "notes": notes.get(parts[1], "")}
     if not songs:
         raise SystemExit(f"No song audio ({ULTRASTAR_DIR}/<song>/audio.ogg|mp3) found in {repo}")
     return dict(sorted(songs.items()))

@@ -21,7 +21,7 @@ from .. import masks, spectral
 from ..errors import DataError
 from .tracks import Track
 
-__all__ = ["AugmentConfig", "ExampleSampler", "activity_labels"]
+__all__ = ["AugmentConfig", "ExampleSampler", "activity_labels", "activity_ratio_db"]
 
 SILENCE_RMS = 1e-4  # -80 dBFS: an excerpt quieter than this is skipped
 
@@ -149,12 +149,19 @@ def activity_labels(target: np.ndarray, mix: np.ndarray, threshold_db: float, gr
     np.ndarray
         ``(frames,)`` of 0/1.
     """
+    ratio, level = activity_ratio_db(target, mix, grid)
+    return ((ratio > threshold_db) & (level > floor_db)).astype(np.float32)
+
+
+def activity_ratio_db(target: np.ndarray, mix: np.ndarray, grid: spectral.Grid) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`activity_labels` thresholds, per frame: ``(target-to-mix energy ratio in dB, the target's RMS
+    level in dBFS)``, both over the channels' mean energy in the model band. Spectra as in :func:`activity_labels`."""
     et = (np.abs(target) ** 2).mean(axis=0).sum(axis=0)
     em = (np.abs(mix) ** 2).mean(axis=0).sum(axis=0)
     # Parseval on the one-sided spectrum: the frame's RMS level in dBFS (a full-scale sine reads -3)
     level = 10 * np.log10(et / (grid.n_fft * np.sum(grid.window ** 2) / 2) + 1e-20)
     ratio = 10 * np.log10((et + 1e-20) / (em + 1e-20))
-    return ((ratio > threshold_db) & (level > floor_db)).astype(np.float32)
+    return ratio, level
 
 
 class ExampleSampler:
