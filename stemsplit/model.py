@@ -24,7 +24,7 @@ from flax import nnx
 from .errors import TargetError
 from .spectral import FRONTEND
 
-__all__ = ["ModelConfig", "MaskCNN", "PRESETS", "model_config", "receptive_field", "local_offset"]
+__all__ = ["ModelConfig", "MaskCNN", "PRESETS", "model_config", "receptive_field", "local_offset", "mid_offset"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,13 @@ class ModelConfig:
         receptive field by 18 frames, from the article's 25 (~0.3 s at 22.05 kHz, hop 256) to 43, 61, ...
         Cheap (they run on 57 bins), and still local in time, so the fully convolutional, sliding-window and
         streaming passes stay exact; a stream's latency grows with the receptive field.
+    mid_skip : str
+        Where the decoder's middle stage (a third of the frequency resolution) takes its skip connection from:
+        ``"conv2"`` (the full-resolution maps after the second convolution at the window's centre, max-pooled
+        by 3 along frequency: 5 frames of context) or ``"conv4"`` (the maps after the fourth convolution at the
+        window's centre, already at a third of the resolution, as a U-Net wires it: 17 frames of context, so the
+        decoder sees a note's course in time at a finer frequency resolution than the pooled maps'). Same
+        parameters and cost; the receptive field and every pass's exactness are unchanged.
     """
 
     conv_channels: int = 16
@@ -83,6 +90,7 @@ class ModelConfig:
     decoder: int = 0
     harmonics: tuple[float, ...] = ()
     context_layers: int = 0
+    mid_skip: str = "conv2"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "harmonics", tuple(float(r) for r in self.harmonics))
@@ -105,11 +113,18 @@ class ModelConfig:
             raise TargetError(f"model decoder must be 0 (none) or a channel count, got {self.decoder}")
         if self.decoder and self.outputs != self.n_bins:
             raise TargetError("model decoder needs one output per bin (a mask target)")
+        if self.mid_skip not in _MID_SKIPS:
+            raise TargetError(f"model mid_skip must be one of {', '.join(_MID_SKIPS)}, got {self.mid_skip!r}")
+        if self.mid_skip != "conv2" and not self.decoder:
+            raise TargetError("model mid_skip needs a decoder (decoder = channels)")
 
     def to_dict(self) -> dict:
         """Plain values, for checkpoint metadata."""
         return asdict(self)
 
+
+#: layers the decoder's middle stage can take its skip connection from (:attr:`ModelConfig.mid_skip`)
+_MID_SKIPS = ("conv2", "conv4")
 
 PRESETS: dict[str, dict] = {
     "article": {"conv_channels": 16, "dense_units": 64},
@@ -123,6 +138,8 @@ PRESETS: dict[str, dict] = {
     # small-dec plus harmonic input channels (see ModelConfig.harmonics): pitch relations for bass
     "small-dec-h": {"conv_channels": 8, "dense_units": 32, "decoder": 8, "harmonics": (1 / 3, 0.5, 2.0, 3.0)},
     # the decoder models with two context layers (see ModelConfig.context_layers): 61 frames (~0.7 s) of context
+    # article-dec with the middle skip connection from conv4, as a U-Net wires it (see ModelConfig.mid_skip)
+    "article-unet": {"conv_channels": 16, "dense_units": 64, "decoder": 16, "mid_skip": "conv4"},
     "article-dec-ctx": {"conv_channels": 16, "dense_units": 64, "decoder": 16, "context_layers": 2},
     "small-dec-ctx": {"conv_channels": 8, "dense_units": 32, "decoder": 8, "context_layers": 2},
     # for smoke tests of the CLI and pipeline: tiny and fast, never shipped as a trained model
@@ -181,6 +198,7 @@ def stream_warmup(config: ModelConfig | None = None) -> int:
 STREAM_WARMUP = stream_warmup()
 
 _FULL_RES_LAYERS = _STREAM_LAYERS[:[name for name, _, _ in _STREAM_LAYERS].index(_CENTRE_LAYER) + 1]
+_MID_LAYERS = _STREAM_LAYERS[:[name for name, _, _ in _STREAM_LAYERS].index("conv4") + 1]
 
 
 def local_offset(config: ModelConfig | None = None) -> int:
@@ -189,6 +207,13 @@ def local_offset(config: ModelConfig | None = None) -> int:
     ``r + 2`` (half the rows conv1 and conv2 consume), so the centre is conv2's row 10 (19 and 28 with one and
     two context layers)."""
     return receptive_field(config) // 2 - _rows_consumed(_FULL_RES_LAYERS) // 2
+
+
+def mid_offset(config: ModelConfig | None = None) -> int:
+    """Rows of conv4's output before the window's centre (the decoder's middle skip with ``mid_skip =
+    "conv4"``): row ``r`` after conv4 is centred on input row ``r + 9`` (half the rows the layers up to conv4
+    consume), so the centre is conv4's row 3 (12 and 21 with one and two context layers)."""
+    return receptive_field(config) // 2 - _rows_consumed(_MID_LAYERS) // 2
 
 
 #: :func:`local_offset` of the article's trunk
@@ -338,13 +363,16 @@ class MaskCNN(nnx.Module):
         chans = [z] + [_at_ratio(z, r) for r in self.config.harmonics]
         return jnp.stack(chans, axis=-1)
 
-    def _trunk(self, x: jax.Array, dilated: bool, rngs: nnx.Rngs | None) -> tuple[jax.Array, jax.Array]:
+    def _trunk(self, x: jax.Array, dilated: bool,
+               rngs: nnx.Rngs | None) -> tuple[jax.Array, jax.Array, jax.Array | None]:
         """Convolutions and pools (:func:`layers`); x is (batch, time, freq) features. Returns the pooled maps
-        (batch, time', freq/9, ch) and the full-resolution maps after conv2 (batch, time - 4, freq, ch). ``dilated``: the fully convolutional form (pools of stride 1, later layers dilated); otherwise the
-        per-window form (undilated, pools of stride 3 along time)."""
+        (batch, time', freq/9, ch), the full-resolution maps after conv2 (batch, time - 4, freq, ch) and, with
+        ``mid_skip = "conv4"``, the maps after conv4 (batch, time'', freq/3, ch; else None). ``dilated``: the
+        fully convolutional form (pools of stride 1, later layers dilated); otherwise the per-window form
+        (undilated, pools of stride 3 along time)."""
         act = lambda h: jax.nn.leaky_relu(h, self.config.leaky_slope)  # noqa: E731
         h = self.features(x)
-        full = None
+        full = mid = None
         for name, kind, d in layers(self.config):
             if kind == "conv":
                 h = act(_conv(h, getattr(self, name), d if dilated else 1))
@@ -352,11 +380,15 @@ class MaskCNN(nnx.Module):
                 h = self.conv_dropout(_pool(h, 1, d) if dilated else _pool(h, 3, 1), rngs=rngs)
             if name == _CENTRE_LAYER:
                 full = h
-        return h, full
+            if name == self.config.mid_skip and name != _CENTRE_LAYER:
+                mid = h
+        return h, full, mid
 
-    def _head(self, h: jax.Array, centre: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
-        """Logits (..., outputs) from the pooled maps (..., freq/9, ch) and, for the local head, the
-        full-resolution maps at the same frames' window centres (..., freq, ch)."""
+    def _head(self, h: jax.Array, centre: jax.Array, rngs: nnx.Rngs | None,
+              mid: jax.Array | None = None) -> jax.Array:
+        """Logits (..., outputs) from the pooled maps (..., freq/9, ch) and, for the local head and the
+        decoder, the full-resolution maps at the same frames' window centres (..., freq, ch); ``mid``: conv4's
+        maps there (..., freq/3, ch), the decoder's middle skip with ``mid_skip = "conv4"``."""
         act = lambda v: jax.nn.leaky_relu(v, self.config.leaky_slope)  # noqa: E731
         g = act(self.dense(h.reshape(h.shape[:-2] + (-1,))))
         logits = self.head(self.dense_dropout(g, rngs=rngs))
@@ -367,7 +399,7 @@ class MaskCNN(nnx.Module):
             # sum of the two parts' convolutions (the kernel split by input channel), the upsampled part at
             # the lower resolution (_up3_freq_conv): the same function, without the concatenated copies
             d = act(_freq_conv(h, self.dec3.kernel[...]) + self.dec3.bias[...])
-            for conv, skip in ((self.dec2, _freq_pool(centre)), (self.dec1, centre)):
+            for conv, skip in ((self.dec2, _freq_pool(centre) if mid is None else mid), (self.dec1, centre)):
                 k, n = conv.kernel[...], d.shape[-1]
                 d = act(_up3_freq_conv(d, k[:, :, :n]) + _freq_conv(skip, k[:, :, n:]) + conv.bias[...])
             logits = logits + self.dec_out(d)[..., 0]
@@ -389,9 +421,11 @@ class MaskCNN(nnx.Module):
         jax.Array
             Logits, shape ``(batch, frames, outputs)``; apply ``jax.nn.sigmoid`` for mask values.
         """
-        h, full = self._trunk(x, dilated=True, rngs=rngs)
-        off = local_offset(self.config)
-        return self._head(h, full[:, off:off + h.shape[1]], rngs)
+        h, full, mid = self._trunk(x, dilated=True, rngs=rngs)
+        off, n = local_offset(self.config), h.shape[1]
+        if mid is not None:
+            mid = mid[:, mid_offset(self.config):mid_offset(self.config) + n]
+        return self._head(h, full[:, off:off + n], rngs, mid)
 
     def sliding_window(self, x: jax.Array) -> jax.Array:
         """The article's per-frame method: one window (25 frames without context layers) per output frame
@@ -404,13 +438,16 @@ class MaskCNN(nnx.Module):
         idx = jnp.arange(frames)[:, None] + jnp.arange(context)[None, :]
         windows = x[:, idx]  # (batch, frames, context, bins)
         flat = windows.reshape((-1, context, x.shape[-1]))
-        h, full = self._trunk(flat, dilated=False, rngs=None)  # (batch*frames, 1, freq/9, ch), (.., 21, freq, ch)
-        return self._head(h[:, 0], full[:, local_offset(self.config)], None).reshape((x.shape[0], frames, -1))
+        h, full, mid = self._trunk(flat, dilated=False, rngs=None)  # (batch*frames, 1, freq/9, ch), (.., 21, freq, ch)
+        # the window's centre is the middle row of every map (the per-window layers are symmetric about it)
+        mid = None if mid is None else mid[:, mid.shape[1] // 2]
+        return self._head(h[:, 0], full[:, local_offset(self.config)], None, mid).reshape((x.shape[0], frames, -1))
 
 
 def stream_init(model: MaskCNN) -> list[jax.Array]:
-    """Zeroed per-layer input tails for :func:`stream_apply` (batch 1); the last one holds conv2's latest
-    :func:`local_offset` output rows, the window centres of frames still waiting for the rest of their window."""
+    """Zeroed per-layer input tails for :func:`stream_apply` (batch 1); after them, conv2's latest
+    :func:`local_offset` output rows, the window centres of frames still waiting for the rest of their window,
+    and with ``mid_skip = "conv4"`` conv4's latest :func:`mid_offset` rows, likewise."""
     c, f, ch = model.config.conv_channels, model.config.n_bins, 1 + len(model.config.harmonics)
     shapes = []
     for _, kind, d in layers(model.config):  # each layer's input: 2 * d rows, the current frequency size and channels
@@ -419,6 +456,8 @@ def stream_init(model: MaskCNN) -> list[jax.Array]:
         if kind == "pool":
             f //= 3
     shapes.append((local_offset(model.config), model.config.n_bins, c))
+    if model.config.mid_skip == "conv4":
+        shapes.append((mid_offset(model.config), model.config.n_bins // 3, c))
     return [jnp.zeros((1,) + s, jnp.float32) for s in shapes]
 
 
@@ -448,12 +487,21 @@ def stream_apply(model: MaskCNN, tails: list[jax.Array], x: jax.Array,
     """
     act = lambda h: jax.nn.leaky_relu(h, model.config.leaky_slope)  # noqa: E731
     h = model.features(x)[None]
+    trunk = layers(model.config)
     new_tails = []
-    for (name, kind, d), tail in zip(layers(model.config), tails[:-1], strict=True):
+    # output row j's window centre is conv2's row j - local_offset (conv4's row j - mid_offset)
+    taps = {_CENTRE_LAYER: (len(trunk), local_offset(model.config))}
+    if model.config.mid_skip == "conv4":
+        taps["conv4"] = (len(trunk) + 1, mid_offset(model.config))
+    kept = {}
+    for (name, kind, d), tail in zip(trunk, tails[:len(trunk)], strict=True):
         inp = jnp.concatenate([tail, h], axis=1)
         new_tails.append(jax.lax.dynamic_slice_in_dim(inp, n_valid, tail.shape[1], axis=1))
         h = act(_conv(inp, getattr(model, name), d)) if kind == "conv" else _pool(inp, 1, d)
-        if name == _CENTRE_LAYER:  # output row j's window centre is conv2's row j - local_offset
-            centres = jnp.concatenate([tails[-1], h], axis=1)
-    new_tails.append(jax.lax.dynamic_slice_in_dim(centres, n_valid, local_offset(model.config), axis=1))
-    return model._head(h[0], centres[0, :h.shape[1]], None), new_tails
+        if name in taps:
+            kept[name] = jnp.concatenate([tails[taps[name][0]], h], axis=1)
+    for name, (_, rows) in taps.items():
+        new_tails.append(jax.lax.dynamic_slice_in_dim(kept[name], n_valid, rows, axis=1))
+    n = h.shape[1]
+    mid = kept["conv4"][0, :n] if "conv4" in kept else None
+    return model._head(h[0], kept[_CENTRE_LAYER][0, :n], None, mid), new_tails

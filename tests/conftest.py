@@ -21,7 +21,8 @@ os.environ.setdefault("STEMSPLIT_NO_COMPILE_CACHE", "1")
 
 def write_tiny_target(folder: Path, name: str, priority: int = 0, seed: int = 0, task: str = "mask",
                       stems: tuple[str, ...] | None = None, local_head: bool = False,
-                      decoder: int = 0, harmonics: tuple[float, ...] = (), context_layers: int = 0) -> Path:
+                      decoder: int = 0, harmonics: tuple[float, ...] = (), context_layers: int = 0,
+                      mid_skip: str = "conv2") -> Path:
     """A target TOML using the tiny preset, plus a checkpoint of random weights beside it."""
     stems_toml = ", ".join(f'"{s}"' for s in (stems or (name,)))
     folder.mkdir(parents=True, exist_ok=True)
@@ -31,7 +32,8 @@ def write_tiny_target(folder: Path, name: str, priority: int = 0, seed: int = 0,
         f'checkpoint = "{name}.npz"\nthreshold = 0.5\npriority = {priority}\n[model]\npreset = "tiny"\n'
         + ("local_head = true\n" if local_head else "") + (f"decoder = {decoder}\n" if decoder else "")
         + (f"harmonics = {list(harmonics)}\n" if harmonics else "")
-        + (f"context_layers = {context_layers}\n" if context_layers else ""))
+        + (f"context_layers = {context_layers}\n" if context_layers else "")
+        + (f'mid_skip = "{mid_skip}"\n' if mid_skip != "conv2" else ""))
     spec = load_spec(toml)
     model = MaskCNN(spec.model, rngs=nnx.Rngs(seed))
     checkpoint.save_model(folder / f"{name}.npz", model, spec, training={"note": "random weights for tests"})

@@ -30,7 +30,7 @@ _SLOW = pytest.mark.slow
 @pytest.mark.parametrize("preset,outputs", [("article", 513), ("small", 513), ("article", 1),
                                             ("article-local", 513), ("small-local", 513),
                                             ("article-dec", 513), ("small-dec", 513), ("small-dec-h", 513),
-                                            ("small-dec-ctx", 513)])
+                                            ("small-dec-ctx", 513), ("article-unet", 513)])
 def test_fully_convolutional_equals_sliding_window(preset, outputs):
     m = _model(preset, seed=3, outputs=outputs)
     # random biases too, so every layer matters
@@ -46,6 +46,32 @@ def test_fully_convolutional_equals_sliding_window(preset, outputs):
     # a single frame's window alone gives the same output as inside the long pass
     one = m(x[:, 10:10 + rf])
     assert float(jnp.abs(one[:, 0] - fc[:, 10]).max()) < 1e-5
+
+
+@pytest.mark.parametrize("context_layers", [0, 1])
+def test_mid_skip_from_conv4_is_exact_and_used(context_layers):
+    """The decoder's middle skip from conv4's maps at the window's centre: the fully convolutional pass equals
+    the per-window one and a window alone; the receptive field is unchanged; and the wiring matters (the same
+    weights with the conv2 skip give other logits)."""
+    m = _model("tiny", seed=4, decoder=2, mid_skip="conv4", context_layers=context_layers)
+    assert model_lib.mid_offset(m.config) == 3 + 9 * context_layers
+    state = nnx.state(m, nnx.Param)
+    keys = iter(jax.random.split(jax.random.key(5), 64))
+    nnx.update(m, jax.tree.map(lambda a: a + 0.1 * jax.random.normal(next(keys), a.shape), state))
+    rf = model_lib.receptive_field(m.config)
+    assert rf == 25 + 18 * context_layers
+    x = jax.random.normal(jax.random.key(1), (1, 30 + rf - 1, 513))
+    fc = m(x)
+    np.testing.assert_allclose(np.asarray(fc), np.asarray(m.sliding_window(x)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(m(x[:, 7:7 + rf])[:, 0]), np.asarray(fc[:, 7]), atol=1e-5)
+    other = MaskCNN(model_config("tiny", decoder=2, context_layers=context_layers), rngs=nnx.Rngs(0))
+    other.eval()
+    nnx.update(other, nnx.state(m, nnx.Param))
+    assert float(jnp.abs(other(x) - fc).max()) > 1e-3
+    with pytest.raises(TargetError, match="mid_skip"):
+        model_config("tiny", mid_skip="conv3")
+    with pytest.raises(TargetError, match="needs a decoder"):
+        model_config("tiny", mid_skip="conv4")
 
 
 @pytest.mark.parametrize("local,decoder", [(False, 0), (True, 0), pytest.param(False, 2, marks=_SLOW)])

@@ -47,9 +47,11 @@ def test_streamed_equals_offline_shifted_by_latency(tiny_targets, sr, channels, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("local,decoder,harmonics", [(True, 0, ()), (False, 3, (0.5, 3.0))])
-def test_streamed_equals_offline_with_local_head_or_decoder(tmp_path, local, decoder, harmonics):
-    write_tiny_target(tmp_path, "vocals", seed=5, local_head=local, decoder=decoder, harmonics=harmonics)
+@pytest.mark.parametrize("local,decoder,harmonics,mid_skip", [(True, 0, (), "conv2"), (False, 3, (0.5, 3.0), "conv2"),
+                                                             (False, 2, (), "conv4")])
+def test_streamed_equals_offline_with_local_head_or_decoder(tmp_path, local, decoder, harmonics, mid_skip):
+    write_tiny_target(tmp_path, "vocals", seed=5, local_head=local, decoder=decoder, harmonics=harmonics,
+                      mid_skip=mid_skip)
     write_tiny_target(tmp_path, "drums", seed=6)
     x = tone_mix(44100, 2.0, 2, seed=2)
     sep = Separator(["vocals", "drums"], targets_dir=[tmp_path])
