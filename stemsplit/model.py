@@ -74,7 +74,7 @@ class ModelConfig:
         Where the decoder's middle stage (a third of the frequency resolution) takes its skip connection from:
         ``"conv2"`` (the full-resolution maps after the second convolution at the window's centre, max-pooled
         by 3 along frequency: 5 frames of context) or ``"conv4"`` (the maps after the fourth convolution at the
-        window's centre, already at a third of the resolution, as a U-Net wires it: 17 frames of context, so the
+        window's centre, already at a third of the resolution, as a U-Net wires it: 19 frames of context, so the
         decoder sees a note's course in time at a finer frequency resolution than the pooled maps'). Same
         parameters and cost; the receptive field and every pass's exactness are unchanged.
     """
