@@ -104,7 +104,8 @@ def _inputs(args) -> list[dict]:
         raise SystemExit("Give one --tracks list after each --musdb-root.")
     items = []
     for root, names in zip(args.musdb_root, args.tracks, strict=True):
-        for t in _find(root, [n.strip() for n in names.split(",") if n.strip()]):
+        listed = Path(names[1:]).read_text().splitlines() if names.startswith("@") else names.split(",")
+        for t in _find(root, [n.strip() for n in listed if n.strip()]):
             channels = sf.info(str(t.mixture or t.stems["vocals"])).channels
             mix = (t.read("mixture", 0, t.length) if t.mixture is not None else
                    sum(t.read(s, 0, t.length) for s in t.stems if s != "accompaniment"))[:channels]
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--peer-venv", type=Path, default=Path(os.environ.get("STEMSPLIT_PEER_VENV", "peer-venv")),
                    help="venv made by benchmarks/peer_venv.sh (default $STEMSPLIT_PEER_VENV or ./peer-venv)")
     p.add_argument("--musdb-root", action="append", default=[], help="MUSDB wav-layout folder (repeatable)")
-    p.add_argument("--tracks", action="append", default=[], help="comma-separated track names in that root")
+    p.add_argument("--tracks", action="append", default=[], help="comma-separated track names in that root, or @FILE: one name per line")
     p.add_argument("--songs", nargs="*", default=[], help="mixes without stems: timed only")
     p.add_argument("--score-seconds", type=float, default=None, help="score only the first S s of each track")
     p.add_argument("--checkpoint-dir", action="append", default=[], help="look for checkpoints here first")

@@ -13,6 +13,10 @@ them, and the average often generalises better than either (Wortsman et al., 202
 - ``--target vocals`` (any mask target): whole-song SDR of each held-out song, BSSEval's way (``windowed``: the
   median of 1 s windows, equal to BSSEval v4 on mask estimates) and as one figure (``quick``), binary masks at
   0.30 / 0.35 / 0.40 / 0.50 and the soft mask; medians over the songs.
+- ``--unseen ROOT [ROOT ...]`` (mask targets): also the mean SDR over many short songs no model here trained on,
+  the first ``--unseen-seconds`` (30) of ``--unseen-tracks`` (44) of them spread over the folders (the set
+  ``stemsplit calibrate`` picks): two of the four later MedleyDB excerpts and 42 MUSDB18 training excerpts for vocals.
+  Three held-out songs are too few to show some effects (docs/training.md, "The 44 unseen songs").
 - ``--target vocal-activity``: frame accuracy and the accuracy inside the reported segments (as ``stemsplit
   vad`` scores them), per ``--songs`` folder.
 """
@@ -31,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stemsplit import checkpoint  # noqa: E402
 from stemsplit.data.tracks import find_tracks  # noqa: E402
 from stemsplit.engine import LoadedTarget, load_target  # noqa: E402
-from stemsplit.evaluate import evaluate_activity, threshold_sdrs  # noqa: E402
+from stemsplit.evaluate import calibration_tracks, evaluate_activity, threshold_sdrs  # noqa: E402
 from stemsplit.targets import get_targets  # noqa: E402
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.5)
+UNSEEN_THRESHOLDS = (0.25, 0.3, 0.35, 0.4, 0.5)
 
 
 def average(parts: list[tuple[float, str]], out: Path) -> Path:
@@ -59,12 +64,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="*", help="NAME=PATH or NAME=W:PATH+W:PATH...")
     ap.add_argument("--target", default="vocals")
-    ap.add_argument("--songs", nargs=2, action="append", required=True, metavar=("ROOT", "NAMES"),
+    ap.add_argument("--songs", nargs=2, action="append", default=[], metavar=("ROOT", "NAMES"),
                     help="a MUSDB-layout folder and comma-separated held-out songs in it (repeatable)")
+    ap.add_argument("--unseen", nargs="+", default=[], metavar="ROOT",
+                    help="MUSDB-layout folders of songs no model trained on: mean SDR over their excerpts")
+    ap.add_argument("--unseen-tracks", type=int, default=44)
+    ap.add_argument("--unseen-seconds", type=float, default=30.0)
     ap.add_argument("--subset-of", action="append", default=[], metavar="ROOT=SUBSET",
                     help="the subset the songs of ROOT are in (default train)")
     ap.add_argument("--save", help="keep the averaged checkpoints in this folder")
     args = ap.parse_args()
+    if not args.songs and not args.unseen:
+        ap.error("give --songs and/or --unseen")
     spec = get_targets([args.target])[0]
     subsets = dict(s.split("=", 1) for s in args.subset_of)
     keep = Path(args.save or tempfile.mkdtemp(prefix="soup-"))
@@ -94,14 +105,27 @@ def main() -> None:
     for root, names in args.songs:
         wanted = names.split(",")
         tracks += [t for t in find_tracks(root, is_wav=True, subset=subsets.get(root, "train")) if t.name in wanted]
-    print("songs: " + ", ".join(t.name for t in tracks))
-    for name, lt in models.items():
+    if tracks:
+        print("songs: " + ", ".join(t.name for t in tracks))
+    for name, lt in models.items() if tracks else ():
         sdr, _ = threshold_sdrs(lt, tracks, seconds=1e9, candidates=THRESHOLDS, metrics=("quick", "windowed"),
                                 soft=True)
         for metric in ("windowed", "quick"):
             cells = [f"{k if k == 'soft' else format(k, '.2f')} {' '.join(f'{x:5.2f}' for x in v)} "
                      f"(median {np.median(v):.2f})" for k, v in sdr[metric].items()]
             print(f"{name:10s} {metric:8s} " + " | ".join(cells), flush=True)
+    if args.unseen:
+        unseen = calibration_tracks(args.unseen, is_wav=True, subset="train", max_tracks=args.unseen_tracks)
+        print(f"unseen: {len(unseen)} songs, first {args.unseen_seconds:g} s, mean SDR")
+        for name, lt in models.items():
+            sdr, _ = threshold_sdrs(lt, unseen, seconds=args.unseen_seconds, candidates=UNSEEN_THRESHOLDS,
+                                    metrics=("quick", "windowed"), soft=True)
+            for metric in ("windowed", "quick"):
+                means = {k: float(np.mean(v)) for k, v in sdr[metric].items()}
+                best = max((k for k in means if k != "soft"), key=means.get)
+                cells = [f"{k if k == 'soft' else format(k, '.2f')} {v:5.2f}" for k, v in means.items()]
+                print(f"{name:10s} {metric:8s} unseen " + " | ".join(cells)
+                      + f"  (best binary {means[best]:.2f} at {best:.2f}, soft {means['soft']:.2f})", flush=True)
 
 
 if __name__ == "__main__":
