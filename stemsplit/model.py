@@ -137,9 +137,9 @@ PRESETS: dict[str, dict] = {
     "small-dec": {"conv_channels": 8, "dense_units": 32, "decoder": 8},
     # small-dec plus harmonic input channels (see ModelConfig.harmonics): pitch relations for bass
     "small-dec-h": {"conv_channels": 8, "dense_units": 32, "decoder": 8, "harmonics": (1 / 3, 0.5, 2.0, 3.0)},
-    # the decoder models with two context layers (see ModelConfig.context_layers): 61 frames (~0.7 s) of context
     # article-dec with the middle skip connection from conv4, as a U-Net wires it (see ModelConfig.mid_skip)
     "article-unet": {"conv_channels": 16, "dense_units": 64, "decoder": 16, "mid_skip": "conv4"},
+    # the decoder models with two context layers (see ModelConfig.context_layers): 61 frames (~0.7 s) of context
     "article-dec-ctx": {"conv_channels": 16, "dense_units": 64, "decoder": 16, "context_layers": 2},
     "small-dec-ctx": {"conv_channels": 8, "dense_units": 32, "decoder": 8, "context_layers": 2},
     # for smoke tests of the CLI and pipeline: tiny and fast, never shipped as a trained model
