@@ -13,7 +13,7 @@ them, and the average often generalises better than either (Wortsman et al., 202
 - ``--target vocals`` (any mask target): whole-song SDR of each held-out song, BSSEval's way (``windowed``: the
   median of 1 s windows, equal to BSSEval v4 on mask estimates) and as one figure (``quick``), binary masks at
   0.30 / 0.35 / 0.40 / 0.50 and the soft mask; medians over the songs.
-- ``--unseen ROOT [ROOT ...]`` (mask targets): also the mean SDR over many short songs no model here trained on,
+- ``--unseen ROOT`` (repeatable; mask targets): also the mean SDR over many short songs no model here trained on,
   the first ``--unseen-seconds`` (30) of ``--unseen-tracks`` (44) of them spread over the folders (the set
   ``stemsplit calibrate`` picks): two of the four later MedleyDB excerpts and 42 MUSDB18 training excerpts for vocals.
   Three held-out songs are too few to show some effects (docs/training.md, "The 44 unseen songs").
@@ -66,8 +66,8 @@ def main() -> None:
     ap.add_argument("--target", default="vocals")
     ap.add_argument("--songs", nargs=2, action="append", default=[], metavar=("ROOT", "NAMES"),
                     help="a MUSDB-layout folder and comma-separated held-out songs in it (repeatable)")
-    ap.add_argument("--unseen", nargs="+", default=[], metavar="ROOT",
-                    help="MUSDB-layout folders of songs no model trained on: mean SDR over their excerpts")
+    ap.add_argument("--unseen", action="append", default=[], metavar="ROOT",
+                    help="a MUSDB-layout folder of songs no model trained on (repeatable): mean SDR over excerpts")
     ap.add_argument("--unseen-tracks", type=int, default=44)
     ap.add_argument("--unseen-seconds", type=float, default=30.0)
     ap.add_argument("--subset-of", action="append", default=[], metavar="ROOT=SUBSET",
