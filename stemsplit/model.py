@@ -197,23 +197,36 @@ def stream_warmup(config: ModelConfig | None = None) -> int:
 #: :func:`stream_warmup` of the article's trunk
 STREAM_WARMUP = stream_warmup()
 
-_FULL_RES_LAYERS = _STREAM_LAYERS[:[name for name, _, _ in _STREAM_LAYERS].index(_CENTRE_LAYER) + 1]
-_MID_LAYERS = _STREAM_LAYERS[:[name for name, _, _ in _STREAM_LAYERS].index("conv4") + 1]
+def _through(name: str) -> tuple[tuple[str, str, int], ...]:
+    """The trunk's layers up to and including ``name``."""
+    return _STREAM_LAYERS[:[n for n, _, _ in _STREAM_LAYERS].index(name) + 1]
+
+
+def _taps(config: ModelConfig) -> tuple[str, ...]:
+    """The trunk layers whose maps at each window's centre feed the head: conv2 (the local head's and the
+    decoder's full-resolution input), and the decoder's middle skip where it comes from another layer."""
+    return (_CENTRE_LAYER,) + ((config.mid_skip,) if config.mid_skip != _CENTRE_LAYER else ())
+
+
+def _tap_offset(config: ModelConfig | None, name: str) -> int:
+    """Rows of layer ``name``'s output before the window's centre: the centre is input row
+    ``receptive_field() // 2`` (12 of 25), and a layer's row ``r`` is centred on input row ``r`` plus half the
+    rows the layers up to it consume."""
+    return receptive_field(config) // 2 - _rows_consumed(_through(name)) // 2
 
 
 def local_offset(config: ModelConfig | None = None) -> int:
-    """Rows of conv2's output before the window's centre (the local head's and the decoder's offset): the centre
-    is input row ``receptive_field() // 2`` (12 of 25), and row ``r`` after conv2 is centred on input row
-    ``r + 2`` (half the rows conv1 and conv2 consume), so the centre is conv2's row 10 (19 and 28 with one and
-    two context layers)."""
-    return receptive_field(config) // 2 - _rows_consumed(_FULL_RES_LAYERS) // 2
+    """Rows of conv2's output before the window's centre (the local head's and the decoder's offset): row ``r``
+    after conv2 is centred on input row ``r + 2``, so the centre is conv2's row 10 (19 and 28 with one and two
+    context layers)."""
+    return _tap_offset(config, _CENTRE_LAYER)
 
 
 def mid_offset(config: ModelConfig | None = None) -> int:
     """Rows of conv4's output before the window's centre (the decoder's middle skip with ``mid_skip =
-    "conv4"``): row ``r`` after conv4 is centred on input row ``r + 9`` (half the rows the layers up to conv4
-    consume), so the centre is conv4's row 3 (12 and 21 with one and two context layers)."""
-    return receptive_field(config) // 2 - _rows_consumed(_MID_LAYERS) // 2
+    "conv4"``): row ``r`` after conv4 is centred on input row ``r + 9``, so the centre is conv4's row 3 (12 and
+    21 with one and two context layers)."""
+    return _tap_offset(config, "conv4")
 
 
 #: :func:`local_offset` of the article's trunk
@@ -364,34 +377,30 @@ class MaskCNN(nnx.Module):
         return jnp.stack(chans, axis=-1)
 
     def _trunk(self, x: jax.Array, dilated: bool,
-               rngs: nnx.Rngs | None) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+               rngs: nnx.Rngs | None) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Convolutions and pools (:func:`layers`); x is (batch, time, freq) features. Returns the pooled maps
-        (batch, time', freq/9, ch), the full-resolution maps after conv2 (batch, time - 4, freq, ch) and, with
-        ``mid_skip = "conv4"``, the maps after conv4 (batch, time'', freq/3, ch; else None). ``dilated``: the
-        fully convolutional form (pools of stride 1, later layers dilated); otherwise the per-window form
-        (undilated, pools of stride 3 along time)."""
+        (batch, time', freq/9, ch) and the maps of the tapped layers (:func:`_taps`; conv2's are (batch, time -
+        4, freq, ch)). ``dilated``: the fully convolutional form (pools of stride 1, later layers dilated);
+        otherwise the per-window form (undilated, pools of stride 3 along time)."""
         act = lambda h: jax.nn.leaky_relu(h, self.config.leaky_slope)  # noqa: E731
         h = self.features(x)
-        full = mid = None
+        taps, maps = _taps(self.config), {}
         for name, kind, d in layers(self.config):
             if kind == "conv":
                 h = act(_conv(h, getattr(self, name), d if dilated else 1))
             else:
                 h = self.conv_dropout(_pool(h, 1, d) if dilated else _pool(h, 3, 1), rngs=rngs)
-            if name == _CENTRE_LAYER:
-                full = h
-            if name == self.config.mid_skip and name != _CENTRE_LAYER:
-                mid = h
-        return h, full, mid
+            if name in taps:
+                maps[name] = h
+        return h, maps
 
-    def _head(self, h: jax.Array, centre: jax.Array, rngs: nnx.Rngs | None,
-              mid: jax.Array | None = None) -> jax.Array:
+    def _head(self, h: jax.Array, centres: dict[str, jax.Array], rngs: nnx.Rngs | None) -> jax.Array:
         """Logits (..., outputs) from the pooled maps (..., freq/9, ch) and, for the local head and the
-        decoder, the full-resolution maps at the same frames' window centres (..., freq, ch); ``mid``: conv4's
-        maps there (..., freq/3, ch), the decoder's middle skip with ``mid_skip = "conv4"``."""
+        decoder, the tapped layers' maps at the same frames' window centres (conv2's: (..., freq, ch))."""
         act = lambda v: jax.nn.leaky_relu(v, self.config.leaky_slope)  # noqa: E731
         g = act(self.dense(h.reshape(h.shape[:-2] + (-1,))))
         logits = self.head(self.dense_dropout(g, rngs=rngs))
+        centre = centres[_CENTRE_LAYER]
         if self.local is not None:
             logits = logits + self.local(centre)[..., 0]
         if self.config.decoder:
@@ -399,7 +408,8 @@ class MaskCNN(nnx.Module):
             # sum of the two parts' convolutions (the kernel split by input channel), the upsampled part at
             # the lower resolution (_up3_freq_conv): the same function, without the concatenated copies
             d = act(_freq_conv(h, self.dec3.kernel[...]) + self.dec3.bias[...])
-            for conv, skip in ((self.dec2, _freq_pool(centre) if mid is None else mid), (self.dec1, centre)):
+            mid = _freq_pool(centre) if self.config.mid_skip == _CENTRE_LAYER else centres[self.config.mid_skip]
+            for conv, skip in ((self.dec2, mid), (self.dec1, centre)):
                 k, n = conv.kernel[...], d.shape[-1]
                 d = act(_up3_freq_conv(d, k[:, :, :n]) + _freq_conv(skip, k[:, :, n:]) + conv.bias[...])
             logits = logits + self.dec_out(d)[..., 0]
@@ -421,11 +431,10 @@ class MaskCNN(nnx.Module):
         jax.Array
             Logits, shape ``(batch, frames, outputs)``; apply ``jax.nn.sigmoid`` for mask values.
         """
-        h, full, mid = self._trunk(x, dilated=True, rngs=rngs)
-        off, n = local_offset(self.config), h.shape[1]
-        if mid is not None:
-            mid = mid[:, mid_offset(self.config):mid_offset(self.config) + n]
-        return self._head(h, full[:, off:off + n], rngs, mid)
+        h, maps = self._trunk(x, dilated=True, rngs=rngs)
+        n = h.shape[1]
+        offsets = {k: _tap_offset(self.config, k) for k in maps}
+        return self._head(h, {k: v[:, offsets[k]:offsets[k] + n] for k, v in maps.items()}, rngs)
 
     def sliding_window(self, x: jax.Array) -> jax.Array:
         """The article's per-frame method: one window (25 frames without context layers) per output frame
@@ -438,16 +447,16 @@ class MaskCNN(nnx.Module):
         idx = jnp.arange(frames)[:, None] + jnp.arange(context)[None, :]
         windows = x[:, idx]  # (batch, frames, context, bins)
         flat = windows.reshape((-1, context, x.shape[-1]))
-        h, full, mid = self._trunk(flat, dilated=False, rngs=None)  # (batch*frames, 1, freq/9, ch), (.., 21, freq, ch)
+        h, maps = self._trunk(flat, dilated=False, rngs=None)  # (batch*frames, 1, freq/9, ch), conv2: (.., 21, freq, ch)
         # the window's centre is the middle row of every map (the per-window layers are symmetric about it)
-        mid = None if mid is None else mid[:, mid.shape[1] // 2]
-        return self._head(h[:, 0], full[:, local_offset(self.config)], None, mid).reshape((x.shape[0], frames, -1))
+        centres = {k: v[:, v.shape[1] // 2] for k, v in maps.items()}
+        return self._head(h[:, 0], centres, None).reshape((x.shape[0], frames, -1))
 
 
 def stream_init(model: MaskCNN) -> list[jax.Array]:
-    """Zeroed per-layer input tails for :func:`stream_apply` (batch 1); after them, conv2's latest
-    :func:`local_offset` output rows, the window centres of frames still waiting for the rest of their window,
-    and with ``mid_skip = "conv4"`` conv4's latest :func:`mid_offset` rows, likewise."""
+    """Zeroed per-layer input tails for :func:`stream_apply` (batch 1); after them, each tapped layer's latest
+    output rows before the window's centre (:func:`local_offset` of conv2's; :func:`mid_offset` of conv4's with
+    ``mid_skip = "conv4"``): the window centres of frames still waiting for the rest of their window."""
     c, f, ch = model.config.conv_channels, model.config.n_bins, 1 + len(model.config.harmonics)
     shapes = []
     for _, kind, d in layers(model.config):  # each layer's input: 2 * d rows, the current frequency size and channels
@@ -455,9 +464,9 @@ def stream_init(model: MaskCNN) -> list[jax.Array]:
         ch = c
         if kind == "pool":
             f //= 3
-    shapes.append((local_offset(model.config), model.config.n_bins, c))
-    if model.config.mid_skip == "conv4":
-        shapes.append((mid_offset(model.config), model.config.n_bins // 3, c))
+    for name in _taps(model.config):
+        pools = sum(kind == "pool" for _, kind, _ in _through(name))
+        shapes.append((_tap_offset(model.config, name), model.config.n_bins // 3 ** pools, c))
     return [jnp.zeros((1,) + s, jnp.float32) for s in shapes]
 
 
@@ -488,20 +497,16 @@ def stream_apply(model: MaskCNN, tails: list[jax.Array], x: jax.Array,
     act = lambda h: jax.nn.leaky_relu(h, model.config.leaky_slope)  # noqa: E731
     h = model.features(x)[None]
     trunk = layers(model.config)
-    new_tails = []
-    # output row j's window centre is conv2's row j - local_offset (conv4's row j - mid_offset)
-    taps = {_CENTRE_LAYER: (len(trunk), local_offset(model.config))}
-    if model.config.mid_skip == "conv4":
-        taps["conv4"] = (len(trunk) + 1, mid_offset(model.config))
-    kept = {}
+    # output row j's window centre is a tapped layer's row j - _tap_offset; its tail holds the rows before
+    tap_tails = dict(zip(_taps(model.config), tails[len(trunk):], strict=True))
+    new_tails, kept = [], {}
     for (name, kind, d), tail in zip(trunk, tails[:len(trunk)], strict=True):
         inp = jnp.concatenate([tail, h], axis=1)
         new_tails.append(jax.lax.dynamic_slice_in_dim(inp, n_valid, tail.shape[1], axis=1))
         h = act(_conv(inp, getattr(model, name), d)) if kind == "conv" else _pool(inp, 1, d)
-        if name in taps:
-            kept[name] = jnp.concatenate([tails[taps[name][0]], h], axis=1)
-    for name, (_, rows) in taps.items():
-        new_tails.append(jax.lax.dynamic_slice_in_dim(kept[name], n_valid, rows, axis=1))
+        if name in tap_tails:
+            kept[name] = jnp.concatenate([tap_tails[name], h], axis=1)
+    for name, tail in tap_tails.items():
+        new_tails.append(jax.lax.dynamic_slice_in_dim(kept[name], n_valid, tail.shape[1], axis=1))
     n = h.shape[1]
-    mid = kept["conv4"][0, :n] if "conv4" in kept else None
-    return model._head(h[0], kept[_CENTRE_LAYER][0, :n], None, mid), new_tails
+    return model._head(h[0], {k: v[0, :n] for k, v in kept.items()}, None), new_tails
