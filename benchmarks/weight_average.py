@@ -60,6 +60,16 @@ def average(parts: list[tuple[float, str]], out: Path) -> Path:
     return out
 
 
+def _scores(lt: LoadedTarget, tracks: list, seconds: float, thresholds) -> dict:
+    """Per-track SDR of the target, ``{"quick" | "windowed": {threshold | "soft": [dB per track]}}``."""
+    return threshold_sdrs(lt, tracks, seconds=seconds, candidates=thresholds, metrics=("quick", "windowed"),
+                          soft=True)[0]
+
+
+def _label(key) -> str:
+    return key if key == "soft" else f"{key:.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="*", help="NAME=PATH or NAME=W:PATH+W:PATH...")
@@ -107,26 +117,23 @@ def main() -> None:
         tracks += [t for t in find_tracks(root, is_wav=True, subset=subsets.get(root, "train")) if t.name in wanted]
     if tracks:
         print("songs: " + ", ".join(t.name for t in tracks))
-    for name, lt in models.items() if tracks else ():
-        sdr, _ = threshold_sdrs(lt, tracks, seconds=1e9, candidates=THRESHOLDS, metrics=("quick", "windowed"),
-                                soft=True)
-        for metric in ("windowed", "quick"):
-            cells = [f"{k if k == 'soft' else format(k, '.2f')} {' '.join(f'{x:5.2f}' for x in v)} "
-                     f"(median {np.median(v):.2f})" for k, v in sdr[metric].items()]
-            print(f"{name:10s} {metric:8s} " + " | ".join(cells), flush=True)
+        for name, lt in models.items():
+            sdr = _scores(lt, tracks, 1e9, THRESHOLDS)
+            for metric in ("windowed", "quick"):
+                cells = [f"{_label(k)} {' '.join(f'{x:5.2f}' for x in v)} (median {np.median(v):.2f})"
+                         for k, v in sdr[metric].items()]
+                print(f"{name:10s} {metric:8s} " + " | ".join(cells), flush=True)
     if args.unseen:
         unseen = calibration_tracks(args.unseen, is_wav=True, subset="train", max_tracks=args.unseen_tracks)
         print(f"unseen: {len(unseen)} songs, first {args.unseen_seconds:g} s, mean SDR")
         for name, lt in models.items():
-            sdr, _ = threshold_sdrs(lt, unseen, seconds=args.unseen_seconds, candidates=UNSEEN_THRESHOLDS,
-                                    metrics=("quick", "windowed"), soft=True)
+            sdr = _scores(lt, unseen, args.unseen_seconds, UNSEEN_THRESHOLDS)
             for metric in ("windowed", "quick"):
                 means = {k: float(np.mean(v)) for k, v in sdr[metric].items()}
                 best = max((k for k in means if k != "soft"), key=means.get)
-                cells = [f"{k if k == 'soft' else format(k, '.2f')} {v:5.2f}" for k, v in means.items()]
+                cells = [f"{_label(k)} {v:5.2f}" for k, v in means.items()]
                 print(f"{name:10s} {metric:8s} unseen " + " | ".join(cells)
                       + f"  (best binary {means[best]:.2f} at {best:.2f}, soft {means['soft']:.2f})", flush=True)
-
 
 if __name__ == "__main__":
     main()
