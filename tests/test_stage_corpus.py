@@ -190,6 +190,51 @@ def test_stage_ultrastar_writes_the_labellers_stems(stage, tmp_path):
     assert calls == [1]
 
 
+def test_stage_tlt_reads_the_music_page_and_labels_the_present_songs(stage, tmp_path):
+    """The Lack Thereof's songs: the rows of the site's music table that play an audio file, the .mp3 else the
+    .ogg the mirror holds; rows without audio or whose file is absent are skipped; labelled like ultrastar-cc."""
+    repo, out = tmp_path / "mirror", tmp_path / "corpus"
+    music = repo / "public" / "docs" / "music"
+    (music / "album").mkdir(parents=True)
+    (repo / "content").mkdir()
+    (repo / "content" / "Music.md").write_text(
+        "| Song | Play! |\n| --- | --- |\n"
+        "| [[Got One Shoe]]    | audio:docs/music/oneshoe |\n"
+        "| Happiness Blues     | audio:docs/music/album/05_-_Happiness_Blues |\n"
+        "| [[Gone Missing]]    | audio:docs/music/missing |\n"
+        "| [[Talking Blues]]   |                          |\n")
+    t = np.arange(22050) / 44100
+    x = np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2, axis=1)
+    sf.write(str(music / "oneshoe.ogg"), x, 44100)
+    sf.write(str(music / "album" / "05_-_Happiness_Blues.ogg"), x, 44100)
+    (music / "album" / "05_-_Happiness_Blues.mp3").write_bytes(b"")  # the .mp3 is preferred where present
+    songs = stage.tlt_songs(repo)
+    assert list(songs) == ["Got One Shoe", "Happiness Blues"]
+    assert songs["Got One Shoe"]["audio"] == "public/docs/music/oneshoe.ogg"
+    assert songs["Happiness Blues"]["audio"].endswith(".mp3")
+    assert songs["Got One Shoe"]["licence"] == stage.TLT_LICENCE
+    (music / "album" / "05_-_Happiness_Blues.mp3").unlink()
+
+    def fake_label(wavs, outdir):
+        results = []
+        for i, w in enumerate(wavs):
+            a, sr = sf.read(str(w), dtype="float32", always_2d=True)
+            d = outdir / str(i)
+            d.mkdir(parents=True)
+            sf.write(str(d / "vocals.wav"), 0.5 * a, sr, subtype="FLOAT")
+            sf.write(str(d / "accompaniment.wav"), 0.5 * a, sr, subtype="FLOAT")
+            results.append({"path": str(w), "out": str(d)})
+        return results
+
+    stage.stage_tlt(repo, out, fake_label)
+    assert sorted(p.name for p in (out / "tlt-cc" / "train").iterdir()) == ["tlt-Got One Shoe", "tlt-Happiness Blues"]
+    report = json.loads((out / "tlt-cc" / "manifest.json").read_text())
+    assert report["source"] == "github.com/awwaiid/thelackthereof" and set(report["songs"]) == {"Got One Shoe",
+                                                                                              "Happiness Blues"}
+    with pytest.raises(SystemExit, match="tlt-cc needs --peer-venv"):
+        stage.main(["--out", str(tmp_path / "corpus2"), "--only", "tlt-cc"])
+
+
 def test_ultrastar_needs_the_peer_venv_before_any_work(stage, tmp_path):
     with pytest.raises(SystemExit, match="needs --peer-venv"):
         stage.main(["--out", str(tmp_path / "corpus"), "--only", "ultrastar-cc"])
