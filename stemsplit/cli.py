@@ -223,6 +223,26 @@ def _refuse_shipped(path: str, overwrite: bool) -> None:
                           "shipped model. Choose another path, or pass --overwrite-shipped if that is the aim.")
 
 
+def _track_names(text: str | None, flag: str = "--tracks") -> list[str] | None:
+    """Track names from comma-separated ``text``, or from ``@FILE`` with one name per line (names may hold
+    commas); None when none are given."""
+    if not text:
+        return None
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise OptionError(f"{flag} {text}: cannot read the list of track names ({e.__class__.__name__})") from None
+        names = [n for n in names if n]
+        if not names:
+            raise OptionError(f"{flag} {text}: the file names no track")
+        return names
+    from .targets import parse_target_list
+
+    return parse_target_list(text) or None
+
+
 @_command("train")
 def _train(args: argparse.Namespace) -> int:
     from .data.dataset import AugmentConfig
@@ -251,8 +271,10 @@ def _train(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or os.path.join("runs", spec.name)
     _refuse_shipped(args.out or os.path.join(run_dir, f"{spec.name}.npz"), args.overwrite_shipped)
     valid = [v for v in (args.valid_tracks or "").split(",") if v] or None
+    exclude = _track_names(args.exclude_tracks, "--exclude-tracks")
     dest = train(spec, args.musdb_root, is_wav=args.is_wav, config=cfg, run_dir=run_dir, resume=args.resume,
-                 out=args.out, valid_tracks=valid, shares=args.shares, progress=not args.quiet, init=args.init)
+                 out=args.out, valid_tracks=valid, shares=args.shares, progress=not args.quiet, init=args.init,
+                 exclude_tracks=exclude)
     if dest is not None and not args.quiet:
         print(f"checkpoint written to {dest}")
     return 0
@@ -267,7 +289,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     results = evaluate_dataset(
         args.musdb_root, is_wav=args.is_wav, subset=args.subset, targets=args.targets, methods=methods,
         quick=args.quick, windowed=args.windowed, joint=args.joint, max_seconds=args.max_seconds,
-        tracks=parse_target_list(args.tracks or "") or None,
+        tracks=_track_names(args.tracks),
         targets_dir=args.targets_dir, checkpoint_dirs=args.checkpoint_dir or (), out=args.out,
         progress=None if args.quiet else lambda track, method: print(f"{method:>5}: {track}", file=sys.stderr))
     files = write_report(results, args.out)
@@ -278,11 +300,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 @_command("calibrate")
 def _calibrate(args: argparse.Namespace) -> int:
     from .evaluate import calibrate_checkpoint, calibration_tracks
-    from .targets import parse_target_list
 
     _refuse_shipped(args.checkpoint, args.overwrite_shipped)
     tracks = calibration_tracks(args.musdb_root, is_wav=args.is_wav, subset=args.subset,
-                                names=parse_target_list(args.tracks or "") or None, max_tracks=args.max_tracks)
+                                names=_track_names(args.tracks), max_tracks=args.max_tracks)
     res = calibrate_checkpoint(args.checkpoint, tracks, seconds=args.seconds, metric=args.metric,
                                data=f"{', '.join(Path(r).name for r in args.musdb_root)} ({args.subset})")
     for t, v in res["sdr"].items():
@@ -296,7 +317,6 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _vad(args: argparse.Namespace) -> int:
     import json
 
-    from .targets import parse_target_list
     from .vad import ActivityDetector, activity_report
 
     det = ActivityDetector(args.target, targets_dir=args.targets_dir, checkpoint_dirs=args.checkpoint_dir or ())
@@ -304,7 +324,7 @@ def _vad(args: argparse.Namespace) -> int:
         from .evaluate import evaluate_activity
 
         res = evaluate_activity(args.musdb_root, is_wav=args.is_wav, subset=args.subset, detector=det,
-                                tracks=parse_target_list(args.tracks or "") or None)
+                                tracks=_track_names(args.tracks))
         if not res["tracks"]:
             raise DataError(f"No tracks with {', '.join(det.target.spec.stems)} stems in {args.musdb_root}/"
                             f"{args.subset}" + (f" named {args.tracks}" if args.tracks else ""))
@@ -503,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--val-every", type=_positive_int, default=500, help="steps between validations")
     r.add_argument("--valid-tracks", metavar="NAMES", help="comma-separated track names to validate on")
+    r.add_argument("--exclude-tracks", metavar="NAMES|@FILE",
+                   help="tracks never trained or validated on (songs kept for your own tests): comma-separated "
+                        "names, or @FILE with one name per line")
     r.add_argument("--patience", type=int, default=0, help="early stop after N validations without gain")
     r.add_argument("--run-dir", metavar="DIR", help="run folder (default runs/NAME)")
     r.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
@@ -540,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score all stems in one BSSEval call as SiSEC18 does (default: each stem against the rest, "
                         "so a resting stem does not hide the other stems' windows)")
     e.add_argument("--max-seconds", type=float, help="score only the first seconds of each track")
-    e.add_argument("--tracks", metavar="NAMES", help="comma-separated track names to evaluate")
+    e.add_argument("--tracks", metavar="NAMES|@FILE",
+                   help="comma-separated track names to evaluate, or @FILE with one name per line")
     e.add_argument("-o", "--out", default="results", metavar="RESULTS",
                    help="folder for per-track JSON, summary.md/.csv and summary.png (default results)")
 
@@ -551,7 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("checkpoint", help="a mask target's .npz (rewritten in place, atomically)")
     c.add_argument("--musdb-root", action="append", required=True, metavar="ROOT", help="repeatable")
     c.add_argument("--subset", default="train", choices=["train", "test"])
-    c.add_argument("--tracks", metavar="NAMES", help="comma-separated track names (default: --max-tracks spread)")
+    c.add_argument("--tracks", metavar="NAMES|@FILE",
+                   help="comma-separated track names, or @FILE with one per line (default: --max-tracks spread)")
     c.add_argument("--max-tracks", type=_positive_int, default=12)
     c.add_argument("--seconds", type=float, default=30.0)
     c.add_argument("--metric", choices=["quick", "windowed"], default="quick",
@@ -572,7 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--target", default="vocal-activity", help="activity target (default vocal-activity)")
     v.add_argument("--musdb-root", metavar="ROOT", help="score the detector on a MUSDB-layout subset instead")
     v.add_argument("--subset", default="test", choices=["train", "test"])
-    v.add_argument("--tracks", metavar="NAMES", help="with --musdb-root: comma-separated track names to score")
+    v.add_argument("--tracks", metavar="NAMES|@FILE",
+                   help="with --musdb-root: comma-separated track names to score, or @FILE with one per line")
 
     m = sub.add_parser("stream", parents=[quiet, tdir, cdir], help="separate progressively: a file or raw PCM in, one stem out as it goes",
                        description="Streaming separation with a fixed latency (~186 ms). The output lines up "

@@ -646,7 +646,7 @@ def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool 
           config: TrainConfig = TrainConfig(), run_dir: str | os.PathLike = "runs/default",
           resume: bool = False, out: str | os.PathLike | None = None, valid_tracks: Sequence[str] | None = None,
           shares: Sequence[float] | None = None, progress: bool = True,
-          init: str | os.PathLike | None = None) -> Path | None:
+          init: str | os.PathLike | None = None, exclude_tracks: Sequence[str] | None = None) -> Path | None:
     """Train ``spec`` on MUSDB-layout data and write its checkpoint.
 
     Parameters
@@ -669,14 +669,20 @@ def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool 
     progress : bool
     init : path-like, optional
         Fine-tune: start from this checkpoint of the target's model (see :class:`Trainer`).
+    exclude_tracks : sequence of str, optional
+        Names of tracks never trained or validated on (e.g. the songs one tests on).
 
     Returns
     -------
     Path or None
         The checkpoint written (None on hosts other than the first).
     """
-    train_tracks, valid = split_tracks(roots, is_wav=is_wav, valid_names=valid_tracks, shares=shares)
+    train_tracks, valid = split_tracks(roots, is_wav=is_wav, valid_names=valid_tracks, shares=shares,
+                                       exclude_names=exclude_tracks)
     share_note = f" (shares {', '.join(map(str, shares))})" if shares else ""
+    if exclude_tracks:
+        every, _ = split_tracks(roots, is_wav=is_wav, valid_names=valid_tracks)
+        share_note += f", {len(every) - len(train_tracks)} named tracks excluded"
     # folder names, not paths: the note travels inside checkpoints that are shared and shipped
     note = (f"{len(train_tracks)} training tracks from folders {', '.join(Path(r).name for r in roots)}{share_note}; "
             f"validation: {', '.join(t.name for t in valid) or 'none'}")

@@ -214,6 +214,10 @@ def test_every_command_reports_bad_input_in_one_line(tiny_targets, tmp_path, cap
         (["stream", str(root / "train" / "song0-0" / "mixture.wav"), "-o", str(tmp_path), "--targets-dir",
           str(tiny_targets), "-q"], "it is a folder"),
         (["calibrate", str(tmp_path / "none.npz"), "--musdb-root", str(root), "--is-wav"], "none.npz"),
+        (["train", "--target", "vocals", "--musdb-root", str(root), "--is-wav", "-q", "--exclude-tracks",
+          f"@{tmp_path / 'no-list.txt'}"], "cannot read the list of track names"),
+        (["vad", "--musdb-root", str(root), "--is-wav", "--tracks", f"@{act / 'vocal-activity.toml'}x",
+          "--targets-dir", str(act)], "--tracks"),
     ]
     for argv, match in cases:
         assert main(argv) == 2, argv

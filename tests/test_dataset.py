@@ -159,6 +159,18 @@ def test_root_shares_set_how_often_tracks_are_drawn(tmp_path):
         split_tracks([a, b], is_wav=True, shares=[1.0])
 
 
+def test_excluded_tracks_are_neither_trained_nor_validated_on(tmp_path):
+    """--exclude-tracks: songs kept for one's own tests leave training and validation; the root's share is
+    spread over the tracks it keeps."""
+    a = make_musdb(tmp_path / "a", tracks=4)
+    b = make_musdb(tmp_path / "b", tracks=1, seed=3)
+    train, valid = split_tracks([a, b], is_wav=True, shares=[0.2, 0.8], exclude_names=["song0-1", "song0-3"])
+    assert [t.name for t in train] == ["song0-0", "song0-2", "song3-0"] and valid == []
+    assert [round(t.weight, 4) for t in train] == [0.1, 0.1, 0.8]
+    train, valid = split_tracks([a], is_wav=True, valid_names=["song0-0"], exclude_names=["song0-1"])
+    assert [t.name for t in train] == ["song0-2", "song0-3"] and [t.name for t in valid] == ["song0-0"]
+
+
 def test_ratio_labels_agree_with_binary_labels(root):
     train, _ = split_tracks([root], is_wav=True)
     xb, yb = ExampleSampler(train, ["vocals"], frames=8, augment=None).batch(seed=2, step=0, size=2)

@@ -251,11 +251,12 @@ def test_cli_trains_a_new_target_from_a_toml_and_separates_with_it(data, tdir, t
     run = tmp_path / "run"
     before = _shipped_files()
     argv = ["train", "--target", "piano", "--musdb-root", str(data), "--is-wav", "--steps", "4", "--batch", "2",
-            "--frames", "8", "--run-dir", str(run), "--targets-dir", str(tdir), "-q"]
+            "--frames", "8", "--run-dir", str(run), "--targets-dir", str(tdir), "-q", "--exclude-tracks",
+            sorted(p.name for p in (data / "train").iterdir())[0]]
     assert main(argv) == 0
     out = run / "piano.npz"  # no --out: the run folder, never the package's checkpoints
     model, spec, meta = checkpoint.load_model(out)
-    assert spec.name == "piano"
+    assert spec.name == "piano" and "1 named tracks excluded" in meta["training"]["data"]
     # provenance names the data folders, never this machine's paths
     assert f"from folders {data.name}" in meta["training"]["data"] and str(data.parent) not in meta["training"]["data"]
     assert _shipped_files() == before
@@ -265,6 +266,20 @@ def test_cli_trains_a_new_target_from_a_toml_and_separates_with_it(data, tdir, t
     code = main(["separate", str(mix), "--targets", "piano", "--targets-dir", str(tdir), "--checkpoint-dir",
                  str(run), "-o", str(sep_out), "-q"])
     assert code == 0 and (sep_out / "mixture" / "piano.wav").exists()
+
+
+def test_cli_exclude_tracks_reads_names_or_a_file(data, tmp_path, monkeypatch):
+    """--exclude-tracks takes comma-separated names or @FILE (one per line; MUSDB18 names may hold commas)."""
+    calls = []
+    monkeypatch.setattr("stemsplit.train.train", lambda *a, **k: calls.append(k["exclude_tracks"]) or None)
+    listed = tmp_path / "keep-out.txt"
+    listed.write_text("Jokers, Jacks & Kings - Sea Of Leaves\n\nsong0-1\n")
+    base = ["train", "--target", "vocals", "--musdb-root", str(data), "--is-wav", "--run-dir", str(tmp_path / "r"),
+            "-q"]
+    assert main(base + ["--exclude-tracks", f"@{listed}"]) == 0
+    assert main(base + ["--exclude-tracks", "song0-1, song0-2"]) == 0
+    assert main(base) == 0
+    assert calls == [["Jokers, Jacks & Kings - Sea Of Leaves", "song0-1"], ["song0-1", "song0-2"], None]
 
 
 def test_shipped_checkpoints_are_overwritten_only_when_asked(data, tdir, tmp_path, capsys, monkeypatch):
