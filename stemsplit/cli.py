@@ -301,9 +301,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from .evaluate import calibrate_checkpoint, calibration_tracks
 
-    _refuse_shipped(args.checkpoint, args.overwrite_shipped)
+    if not args.list_tracks:
+        if not args.checkpoint:
+            raise OptionError("calibrate needs a CHECKPOINT (or --list-tracks)")
+        _refuse_shipped(args.checkpoint, args.overwrite_shipped)
     tracks = calibration_tracks(args.musdb_root, is_wav=args.is_wav, subset=args.subset,
                                 names=_track_names(args.tracks), max_tracks=args.max_tracks)
+    if args.list_tracks:
+        print("\n".join(t.name for t in tracks))
+        return 0
     res = calibrate_checkpoint(args.checkpoint, tracks, seconds=args.seconds, metric=args.metric,
                                data=f"{', '.join(Path(r).name for r in args.musdb_root)} ({args.subset})")
     for t, v in res["sdr"].items():
@@ -572,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Try binary-mask thresholds 0.10-0.70 on tracks of a MUSDB-layout folder "
                                    "(SDR of the target, first --seconds; --metric) and store the best in the "
                                    "checkpoint. Training does this at its end on training tracks.")
-    c.add_argument("checkpoint", help="a mask target's .npz (rewritten in place, atomically)")
+    c.add_argument("checkpoint", nargs="?", help="a mask target's .npz (rewritten in place, atomically)")
     c.add_argument("--musdb-root", action="append", required=True, metavar="ROOT", help="repeatable")
     c.add_argument("--subset", default="train", choices=["train", "test"])
     c.add_argument("--tracks", metavar="NAMES|@FILE",
@@ -582,6 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--metric", choices=["quick", "windowed"], default="quick",
                    help="quick: the SDR of the whole excerpt (default); windowed: the median of 1 s windows, as "
                         "BSSEval reports it, so quiet passages count as much as loud ones")
+    c.add_argument("--list-tracks", action="store_true",
+                   help="print the names of the tracks the options select, one per line, and stop (a file for "
+                        "--tracks @FILE, or for train --exclude-tracks @FILE to keep them out of training)")
     c.add_argument("--overwrite-shipped", action="store_true",
                    help="allow rewriting a checkpoint shipped with stemsplit")
 

@@ -157,7 +157,7 @@ def test_windowed_sdr_is_bsseval_without_the_filter():
         evaluate.windowed_sdr(voc, est[:, :-1], mix, sr)
 
 
-def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tiny_targets):
+def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tiny_targets, capsys):
     import shutil
     from dataclasses import replace
 
@@ -190,6 +190,16 @@ def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tin
     assert LoadedTarget(replace(spec, threshold=None), model, ck, meta).spec.threshold == res["threshold"]
     assert LoadedTarget(replace(spec, threshold=0.65), model, ck, meta).spec.threshold == 0.65
     assert main(["calibrate", str(ck), "--musdb-root", str(root), "--is-wav", "--tracks", "nope"]) == 2
+    # --list-tracks prints the selection (no checkpoint needed) as a file --tracks @FILE reads back
+    capsys.readouterr()
+    assert main(["calibrate", "--musdb-root", str(root), "--is-wav", "--subset", "test", "--list-tracks"]) == 0
+    listed = tmp_path / "tracks.txt"
+    listed.write_text(capsys.readouterr().out)
+    assert listed.read_text().split("\n")[:-1] == [t.name for t in tracks]
+    assert main(["calibrate", str(ck), "--musdb-root", str(root), "--is-wav", "--subset", "test", "--seconds", "1.5",
+                 "--tracks", f"@{listed}"]) == 0
+    assert checkpoint.load_model(ck)[2]["training"]["calibration"]["tracks"] == [t.name for t in tracks]
+    assert main(["calibrate", "--musdb-root", str(root), "--is-wav"]) == 2
     # calibrated on the windowed median instead: each figure is the mean over tracks of windowed_sdr
     win = evaluate.calibrate_threshold(LoadedTarget(spec, model, ck, meta), tracks, seconds=2.0, metric="windowed")
     assert win["metric"] == "windowed" and win["threshold"] == max(win["sdr"], key=win["sdr"].get)
