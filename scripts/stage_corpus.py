@@ -69,7 +69,7 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   ``OUT/ultrastar-instr/train/usi-<Artist - Title>-<k>/{vocals (silent), accompaniment, mixture}.wav``.
 * ``tlt-cc`` (only with ``--only tlt-cc --peer-venv DIR``): the songs of The Lack Thereof (Brock Wilcox;
   github.com/awwaiid/thelackthereof, the site's ``content/Music.md`` table; CC BY-SA 3.0 by that page), the ones
-  whose audio the mirror holds: 24 home recordings with singing. Labelled like
+  whose audio the mirror holds: 24 home recordings, all but one sung. Labelled like
   ``ultrastar-cc`` (Spleeter's estimates are the stems; pseudo-labels, never validation). Layout:
   ``OUT/tlt-cc/train/tlt-<Title>/{vocals, accompaniment, mixture}.wav``, stereo 44.1 kHz PCM_16.
 
