@@ -114,7 +114,13 @@ def main() -> None:
     tracks = []
     for root, names in args.songs:
         wanted = names.split(",")
-        tracks += [t for t in find_tracks(root, is_wav=True, subset=subsets.get(root, "train")) if t.name in wanted]
+        subset = subsets.get(root, "train")
+        found = [t for t in find_tracks(root, is_wav=True, subset=subset) if t.name in wanted]
+        missing = sorted(set(wanted) - {t.name for t in found})
+        if missing:
+            sys.exit(f"--songs {root}: no track named {', '.join(missing)} in its {subset} subset "
+                     f"(--subset-of {root}=test for the other)")
+        tracks += found
     if tracks:
         print("songs: " + ", ".join(t.name for t in tracks))
         for name, lt in models.items():
