@@ -426,10 +426,10 @@ def mdb_stem(instrument: str) -> str:
     return "other"
 
 
-def _blob_present(repo: Path, path: str, rev: str = "HEAD") -> bool:
+def _blob_present(repo: Path, path: str) -> bool:
     if not _is_git(repo):
         return (repo / path).is_file()
-    r = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{rev}:{path}"], capture_output=True)
+    r = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"HEAD:{path}"], capture_output=True)
     return r.returncode == 0
 
 
@@ -598,11 +598,11 @@ def stage_ultrastar(repo: Path, out: Path, label) -> None:
 
 # ---------------------------------------------------------------- The Lack Thereof's songs, labelled by Spleeter
 
-def tlt_songs(repo: Path, rev: str = "HEAD") -> dict[str, dict[str, str]]:
+def tlt_songs(repo: Path) -> dict[str, dict[str, str]]:
     """``{title: {"audio": path, "licence": url}}`` for the songs the site's music page (``TLT_PAGE``) plays
     (``| Title | audio:docs/music/<name> |`` rows) whose ``public/docs/music/<name>.mp3`` (else ``.ogg``) the
     mirror holds."""
-    page = read_bytes(repo, TLT_PAGE, rev).decode("utf-8", "replace")
+    page = read_bytes(repo, TLT_PAGE).decode("utf-8", "replace")
     songs: dict[str, dict[str, str]] = {}
     for line in page.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -611,7 +611,7 @@ def tlt_songs(repo: Path, rev: str = "HEAD") -> dict[str, dict[str, str]]:
         title = cells[0].strip("[]").strip()
         for ext in (".mp3", ".ogg"):
             path = f"public/{cells[1][len('audio:'):]}{ext}"
-            if _blob_present(repo, path, rev):
+            if _blob_present(repo, path):
                 songs[title] = {"audio": path, "licence": TLT_LICENCE}
                 break
     if not songs:

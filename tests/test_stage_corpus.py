@@ -147,6 +147,26 @@ def test_stage_instr_synth_renders_voiceless_songs_once(stage, tmp_path, monkeyp
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def _quarter_labeller(calls: list | None = None):
+    """A stand-in for Spleeter (:func:`spleeter_labeller`'s interface): a quarter of each input as the vocals,
+    the rest as the accompaniment; ``calls`` records how many inputs each call got."""
+
+    def label(wavs, outdir):
+        if calls is not None:
+            calls.append(len(wavs))
+        results = []
+        for i, w in enumerate(wavs):
+            a, sr = sf.read(str(w), dtype="float32", always_2d=True)
+            d = outdir / str(i)
+            d.mkdir(parents=True)
+            sf.write(str(d / "vocals.wav"), 0.25 * a, sr, subtype="FLOAT")
+            sf.write(str(d / "accompaniment.wav"), 0.75 * a, sr, subtype="FLOAT")
+            results.append({"path": str(w), "out": str(d)})
+        return results
+
+    return label
+
+
 def test_stage_ultrastar_writes_the_labellers_stems(stage, tmp_path):
     """The Creative Commons songs: each present audio decoded, split by the labeller (Spleeter in use; a fake
     here), the two estimates written as stems with their sum as the mixture; songs without audio skipped."""
@@ -160,19 +180,7 @@ def test_stage_ultrastar_writes_the_labellers_stems(stage, tmp_path):
     (repo / "Creative Commons" / "No Audio - Here").mkdir()
     (repo / "Creative Commons" / "No Audio - Here" / "song.txt").write_text("#TITLE:Here\n")
     calls = []
-
-    def fake_label(wavs, outdir):
-        calls.append(len(wavs))
-        results = []
-        for i, w in enumerate(wavs):
-            a, sr = sf.read(str(w), dtype="float32", always_2d=True)
-            d = outdir / str(i)
-            d.mkdir(parents=True)
-            sf.write(str(d / "vocals.wav"), 0.25 * a, sr, subtype="FLOAT")
-            sf.write(str(d / "accompaniment.wav"), 0.75 * a, sr, subtype="FLOAT")
-            results.append({"path": str(w), "out": str(d)})
-        return results
-
+    fake_label = _quarter_labeller(calls)
     stage.stage_ultrastar(repo, out, fake_label)
     folders = sorted((out / "ultrastar-cc" / "train").iterdir())
     assert [f.name for f in folders] == ["us-Some Band - A Song_"]  # sanitised; the song without audio skipped
@@ -214,19 +222,7 @@ def test_stage_tlt_reads_the_music_page_and_labels_the_present_songs(stage, tmp_
     assert songs["Happiness Blues"]["audio"].endswith(".mp3")
     assert songs["Got One Shoe"]["licence"] == stage.TLT_LICENCE
     (music / "album" / "05_-_Happiness_Blues.mp3").unlink()
-
-    def fake_label(wavs, outdir):
-        results = []
-        for i, w in enumerate(wavs):
-            a, sr = sf.read(str(w), dtype="float32", always_2d=True)
-            d = outdir / str(i)
-            d.mkdir(parents=True)
-            sf.write(str(d / "vocals.wav"), 0.5 * a, sr, subtype="FLOAT")
-            sf.write(str(d / "accompaniment.wav"), 0.5 * a, sr, subtype="FLOAT")
-            results.append({"path": str(w), "out": str(d)})
-        return results
-
-    stage.stage_tlt(repo, out, fake_label)
+    stage.stage_tlt(repo, out, _quarter_labeller())
     assert sorted(p.name for p in (out / "tlt-cc" / "train").iterdir()) == ["tlt-Got One Shoe", "tlt-Happiness Blues"]
     report = json.loads((out / "tlt-cc" / "manifest.json").read_text())
     assert report["source"] == "github.com/awwaiid/thelackthereof" and set(report["songs"]) == {"Got One Shoe",
