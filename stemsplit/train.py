@@ -677,12 +677,12 @@ def train(spec: TargetSpec, roots: Sequence[str | os.PathLike], *, is_wav: bool 
     Path or None
         The checkpoint written (None on hosts other than the first).
     """
+    excluded: list[str] = []
     train_tracks, valid = split_tracks(roots, is_wav=is_wav, valid_names=valid_tracks, shares=shares,
-                                       exclude_names=exclude_tracks)
+                                       exclude_names=exclude_tracks, excluded=excluded)
     share_note = f" (shares {', '.join(map(str, shares))})" if shares else ""
     if exclude_tracks:
-        every, _ = split_tracks(roots, is_wav=is_wav, valid_names=valid_tracks)
-        share_note += f", {len(every) - len(train_tracks)} named tracks excluded"
+        share_note += f", {len(excluded)} named tracks excluded"
     # folder names, not paths: the note travels inside checkpoints that are shared and shipped
     note = (f"{len(train_tracks)} training tracks from folders {', '.join(Path(r).name for r in roots)}{share_note}; "
             f"validation: {', '.join(t.name for t in valid) or 'none'}")

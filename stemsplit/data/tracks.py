@@ -182,12 +182,14 @@ def _wav_tracks(folder: Path, split: str | None) -> list[Track]:
 
 def split_tracks(roots: Sequence[str | os.PathLike], *, is_wav: bool, valid_names: Sequence[str] | None = None,
                  shares: Sequence[float] | None = None,
-                 exclude_names: Sequence[str] | None = None) -> tuple[list[Track], list[Track]]:
+                 exclude_names: Sequence[str] | None = None,
+                 excluded: list[str] | None = None) -> tuple[list[Track], list[Track]]:
     """Training and validation tracks from one or more dataset roots.
 
     Validation tracks are, in order of preference: the names given; MUSDB18's official validation split when
     the root is MUSDB18; the root's ``test`` subset; else the last tenth of the training tracks by name.
-    Tracks named in ``exclude_names`` are neither trained nor validated on (songs kept for one's own tests).
+    Tracks named in ``exclude_names`` are neither trained nor validated on (songs kept for one's own tests); the
+    names of those found are appended to ``excluded`` when it is given.
 
     ``shares`` (one per root) sets how often examples come from each root, whatever its number of tracks
     (default: every track equally likely).
@@ -198,11 +200,13 @@ def split_tracks(roots: Sequence[str | os.PathLike], *, is_wav: bool, valid_name
     valid: list[Track] = []
     exclude = set(exclude_names or ())
     for i, root in enumerate(roots):
-        before = len(train)
+        before, vbefore = len(train), len(valid)
         _split_root(root, is_wav, valid_names, train, valid)
         if exclude:
-            train[before:] = [t for t in train[before:] if t.name not in exclude]
-            valid[:] = [t for t in valid if t.name not in exclude]
+            for tracks, start in ((train, before), (valid, vbefore)):
+                if excluded is not None:
+                    excluded += [t.name for t in tracks[start:] if t.name in exclude]
+                tracks[start:] = [t for t in tracks[start:] if t.name not in exclude]
         if shares is not None and len(train) > before:
             for t in train[before:]:
                 t.weight = shares[i] / (len(train) - before)
