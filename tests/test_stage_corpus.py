@@ -269,10 +269,12 @@ def _level_labeller(vocals_gain: dict[int, float]):
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
-def test_stage_deb_music_excerpts_sums_fof_tracks_and_writes_voiceless_songs_as_instrumental(stage, tmp_path):
+def test_stage_deb_music_excerpts_sums_fof_tracks_and_writes_voiceless_songs_as_instrumental(stage, tmp_path,
+                                                                                             monkeypatch):
     """Unpacked packages: files of a minute or more are songs (shorter ones skipped), a Frets on Fire folder's
     tracks sum to one song, the middle ``excerpt_s`` of each is staged; a song whose vocals estimate lies 25 dB
-    or more below it gets silent vocals and the song as its accompaniment, the others Spleeter's estimates."""
+    or more below it gets silent vocals and the song as its accompaniment; the others Spleeter's estimates
+    (``keep_voiced``) or, as the root is staged, nothing."""
     debdir, out = tmp_path / "debs", tmp_path / "corpus"
     sr = 8000
     t = np.arange(int(70 * sr)) / sr
@@ -318,6 +320,18 @@ def test_stage_deb_music_excerpts_sums_fof_tracks_and_writes_voiceless_songs_as_
     assert "excerpt" not in report["songs"]["game-music - theme"]
     with pytest.raises(SystemExit, match="not unpacked"):
         stage.deb_songs(debdir, ("absent-music",))
+    # the root as staged: voiced songs dropped (no trustworthy label), listed, and not labelled again
+    monkeypatch.setattr(stage, "DEB_MUSIC", ("fof-songs", "game-music"))
+    monkeypatch.setitem(stage.DEB_MUSIC_CFG, "excerpt_s", 20.0)
+    out2, calls = tmp_path / "corpus3", []
+    labeller = _level_labeller({0: 0.5, 1: 0.01})
+    for _ in range(2):
+        stage.stage_deb_music(out2, lambda w, o: (calls.append(len(w)), labeller(w, o))[1], debdir)
+    assert calls == [2]  # the second run found the instrumental song complete and the voiced one dropped
+    assert [p.name for p in (out2 / "deb-music" / "train").iterdir()] == ["deb-game-music - theme"]
+    report = json.loads((out2 / "deb-music" / "manifest.json").read_text())
+    assert list(report["dropped"]) == ["fof-songs - anthem"] and list(report["songs"]) == ["game-music - theme"]
+    assert report["dropped"]["fof-songs - anthem"]["vocals_estimate_db"] == pytest.approx(-6.0, abs=0.1)
     with pytest.raises(SystemExit, match="deb-music needs --peer-venv"):
         stage.main(["--out", str(tmp_path / "corpus2"), "--only", "deb-music"])
 
