@@ -83,8 +83,9 @@ Sources (read from git mirrors or folders; no audio is ever written into the rep
   ``apt-get download`` (or read unpacked from ``--deb-dir``): the middle minute of each file of a minute or
   more, 132 songs. Spleeter screens each: where its vocals estimate lies 25 dB or more below the song, the song
   is written as instrumental with true labels (silent vocals, the song as the accompaniment); the others (a
-  choir, a sung song, or an instrument Spleeter takes for a voice) are dropped, listed in the manifest. Real
-  rock, metal, electronic and orchestral accompaniments for the cross-song remix, and "no voice here" examples. Layout: ``OUT/deb-music/train/deb-<package> - <name>/{vocals, accompaniment,
+  choir, a sung song, or an instrument Spleeter takes for a voice) are dropped, listed in the manifest: 62
+  excerpts kept. Real rock, metal, electronic and orchestral accompaniments for the cross-song remix, and "no
+  voice here" examples. Layout: ``OUT/deb-music/train/deb-<package> - <name>/{vocals (silent), accompaniment,
   mixture}.wav``, stereo 44.1 kHz PCM_16.
 
 Every written mixture is the exact sum of the stems written beside it (stems are quantized first, the mixture
