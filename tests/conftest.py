@@ -14,6 +14,18 @@ from stemsplit.model import MaskCNN
 from stemsplit.targets import load_spec
 
 TINY_TARGETS = {"vocals": 40, "drums": 30, "bass": 20, "other": 10}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(relpath: str):
+    """A script of the repository (``scripts/x.py``, ``benchmarks/y.py``) imported as a module, for its functions."""
+    import importlib.util
+
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 # tests never write JAX's compilation cache into the user's home (tests/test_cli.py sets its own folder)
 os.environ.setdefault("STEMSPLIT_NO_COMPILE_CACHE", "1")

@@ -2,7 +2,6 @@
 example (re-rendered here from its seed, so its true stems are known)."""
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from stemsplit.evaluate import quick_sdr
 from stemsplit.separate import Separator
 from stemsplit.targets import get_target
 
-from .conftest import require_synth_tools
+from .conftest import load_script, require_synth_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 FOUR = ("vocals", "drums", "bass", "other")
@@ -47,10 +46,7 @@ def test_checkpoint_is_shipped_small_and_calibrated(name):
 @pytest.fixture(scope="module")
 def example():
     require_synth_tools()  # the true stems are rendered again from the example's seed
-    spec = importlib.util.spec_from_file_location("make_example", ROOT / "scripts" / "make_example.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    stems, sr = mod.render_example()
+    stems, sr = load_script("scripts/make_example.py").render_example()
     mix, rate = sf.read(ROOT / "examples" / "example.flac", always_2d=True, dtype="float32")
     assert rate == sr and np.abs(sum(stems.values()).T - mix).max() < 1e-3  # the file is this render
     return stems, mix.T, sr

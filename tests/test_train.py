@@ -29,7 +29,7 @@ from stemsplit.train import (
     train_step,
 )
 
-from .conftest import make_musdb
+from .conftest import load_script, make_musdb
 
 SMALL = '[model]\npreset = "tiny"\nconv_channels = 4\ndense_units = 16\n'
 
@@ -520,11 +520,7 @@ def test_sigterm_saves_the_state_and_resume_continues(data, tdir, tmp_path):
 
 def test_bench_train_drives_the_current_training_step(data, tdir, tmp_path):
     # benchmarks/bench_train.py calls the trainer's jitted step directly: it must keep up with its signature
-    import importlib.util
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_train.py"
-    mod_spec = importlib.util.spec_from_file_location("bench_train", path)
-    bench = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/bench_train.py")
     train, valid = split_tracks([data], is_wav=True)
     r = bench.measure(load_spec(tdir / "vocals.toml"), train, valid, frames=4, batch=2, steps=1, run_dir=tmp_path)
     assert r["step_s"] > 0 and r["data_s"] > 0 and r["target_frames_per_step"] == 8

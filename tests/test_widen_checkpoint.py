@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +12,12 @@ from stemsplit import checkpoint
 from stemsplit.model import MaskCNN, model_config, receptive_field
 from stemsplit.targets import get_target
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "widen_checkpoint.py"
+from .conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def widen_mod():
-    spec = importlib.util.spec_from_file_location("widen_checkpoint", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/widen_checkpoint.py")
 
 
 def _narrow(**overrides):
