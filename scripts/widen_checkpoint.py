@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import sys
 from pathlib import Path
 
@@ -114,9 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     wide, wide_spec = widen(model, spec, args.conv_channels, noise=args.noise, seed=args.seed)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, receptive_field(model.config) + 15, model.config.n_bins))
     a, b = np.asarray(jax.nn.sigmoid(model(x))), np.asarray(jax.nn.sigmoid(wide(x)))
-    digest = hashlib.sha256(args.checkpoint.read_bytes()).hexdigest()
-    training = {**meta.get("training", {}),
-                "widened_from": {"path": args.checkpoint.name, "sha256": digest,
+    training = {**meta.get("training", {}),  # the content hash, as `stemsplit train --init` records its start
+                "widened_from": {"path": args.checkpoint.name, "sha256": meta.get("sha256"),
                                  "conv_channels": model.config.conv_channels, "noise": args.noise, "seed": args.seed}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.save_model(args.out, wide, wide_spec, training=training)

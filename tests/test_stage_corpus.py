@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -142,24 +143,31 @@ def test_stage_instr_synth_renders_voiceless_songs_once(stage, tmp_path, monkeyp
     assert [(f / "mixture.wav").stat().st_mtime_ns for f in folders] == before
 
 
-def _quarter_labeller(calls: list | None = None):
-    """A stand-in for Spleeter (:func:`spleeter_labeller`'s interface): a quarter of each input as the vocals,
-    the rest as the accompaniment; ``calls`` records how many inputs each call got."""
+def _level_labeller(vocals_gain: float | dict[int, float], calls: list | None = None):
+    """A stand-in for Spleeter (:func:`spleeter_labeller`'s interface): input ``i``'s vocals estimate is
+    ``vocals_gain`` (or ``vocals_gain[i]``) times the input, the rest the accompaniment; ``calls`` records how
+    many inputs each call got."""
 
     def label(wavs, outdir):
         if calls is not None:
             calls.append(len(wavs))
         results = []
         for i, w in enumerate(wavs):
+            g = vocals_gain[i] if isinstance(vocals_gain, dict) else vocals_gain
             a, sr = sf.read(str(w), dtype="float32", always_2d=True)
             d = outdir / str(i)
             d.mkdir(parents=True)
-            sf.write(str(d / "vocals.wav"), 0.25 * a, sr, subtype="FLOAT")
-            sf.write(str(d / "accompaniment.wav"), 0.75 * a, sr, subtype="FLOAT")
+            sf.write(str(d / "vocals.wav"), g * a, sr, subtype="FLOAT")
+            sf.write(str(d / "accompaniment.wav"), (1 - g) * a, sr, subtype="FLOAT")
             results.append({"path": str(w), "out": str(d)})
         return results
 
     return label
+
+
+def _quarter_labeller(calls: list | None = None):
+    """A quarter of each input as the vocals (:func:`_level_labeller`)."""
+    return _level_labeller(0.25, calls)
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
@@ -247,23 +255,6 @@ def test_stage_vrw_labels_the_listed_songs_the_mirror_holds(stage, tmp_path):
         stage.vrw_songs(tmp_path / "empty")
 
 
-def _level_labeller(vocals_gain: dict[int, float]):
-    """A stand-in for Spleeter: input ``i``'s vocals estimate is ``vocals_gain[i]`` times the input."""
-
-    def label(wavs, outdir):
-        results = []
-        for i, w in enumerate(wavs):
-            a, sr = sf.read(str(w), dtype="float32")
-            d = outdir / str(i)
-            d.mkdir(parents=True)
-            sf.write(str(d / "vocals.wav"), vocals_gain[i] * a, sr, subtype="FLOAT")
-            sf.write(str(d / "accompaniment.wav"), (1 - vocals_gain[i]) * a, sr, subtype="FLOAT")
-            results.append({"path": str(w), "out": str(d)})
-        return results
-
-    return label
-
-
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 def test_stage_deb_music_excerpts_sums_fof_tracks_and_writes_voiceless_songs_as_instrumental(stage, tmp_path,
                                                                                              monkeypatch):
@@ -294,14 +285,14 @@ def test_stage_deb_music_excerpts_sums_fof_tracks_and_writes_voiceless_songs_as_
     assert songs["game-music - theme"]["licence"] == "CC-BY-SA-3.0, GPL-2+"
     assert songs["game-music - theme"]["version"] == "1.0-2"
     assert abs(songs["game-music - theme"]["start_s"] - 25.0) < 0.1
-    x = stage._decode_excerpt(songs["game-music - theme"])
-    y = stage._decode_excerpt(songs["fof-songs - anthem"])
+    x = stage._decode_excerpt(debdir, songs["game-music - theme"])
+    y = stage._decode_excerpt(debdir, songs["fof-songs - anthem"])
     assert x.shape[0] == 2 and abs(x.shape[1] - 20 * stage.SR) < 2048
     np.testing.assert_allclose(np.sqrt(np.mean(y ** 2)), 2 * np.sqrt(np.mean(x ** 2)), rtol=0.02)  # summed
     np.testing.assert_allclose(np.sqrt(np.mean(x ** 2)), 0.2 / np.sqrt(2) * 35 / 70, rtol=0.05)  # the middle
     stage.stage_labelled(debdir, out, _level_labeller({0: 0.5, 1: 0.01}), songs, root_name="deb-music",
-                         prefix="deb-", source="test", licence="per package", decode=stage._decode_excerpt,
-                         silent_below_db=-25.0, commit="")
+                         prefix="deb-", source="test", licence="per package",
+                         decode=functools.partial(stage._decode_excerpt, debdir), silent_below_db=-25.0)
     report = json.loads((out / "deb-music" / "manifest.json").read_text())
     assert report["songs"]["fof-songs - anthem"]["label"] == "spleeter"
     assert report["songs"]["game-music - theme"]["label"] == "instrumental"  # 0.01 x: -40 dB
@@ -320,9 +311,8 @@ def test_stage_deb_music_excerpts_sums_fof_tracks_and_writes_voiceless_songs_as_
     monkeypatch.setattr(stage, "DEB_MUSIC", ("fof-songs", "game-music"))
     monkeypatch.setitem(stage.DEB_MUSIC_CFG, "excerpt_s", 20.0)
     out2, calls = tmp_path / "corpus3", []
-    labeller = _level_labeller({0: 0.5, 1: 0.01})
     for _ in range(2):
-        stage.stage_deb_music(out2, lambda w, o: (calls.append(len(w)), labeller(w, o))[1], debdir)
+        stage.stage_deb_music(out2, _level_labeller({0: 0.5, 1: 0.01}, calls), debdir)
     assert calls == [2]  # the second run found the instrumental song complete and the voiced one dropped
     assert [p.name for p in (out2 / "deb-music" / "train").iterdir()] == ["deb-game-music - theme"]
     report = json.loads((out2 / "deb-music" / "manifest.json").read_text())
