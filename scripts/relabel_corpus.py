@@ -98,6 +98,15 @@ def _read(path: Path) -> np.ndarray:
     return a.T
 
 
+def _entries(songs) -> dict[str, tuple[str, dict]]:
+    """The source manifest's song entries by folder: ``{folder: (song name, entry)}``. Roots staged by earlier
+    versions of stage_corpus.py list their songs (``[{"song": folder, ...}]``); later ones map names to entries
+    that name their folder."""
+    if isinstance(songs, list):
+        return {e["song"]: (e["song"], e) for e in songs if isinstance(e, dict) and "song" in e}
+    return {v.get("folder", k): (k, v) for k, v in songs.items() if isinstance(v, dict)}
+
+
 def relabel(src: Path, out: Path, label, *, silent: tuple[str, ...] = (), batch: int = 4,
             limit: int | None = None, teacher: dict | None = None) -> dict:
     """Relabel the songs of ``src/train`` into ``out`` (see the module's docstring); returns the manifest."""
@@ -105,7 +114,7 @@ def relabel(src: Path, out: Path, label, *, silent: tuple[str, ...] = (), batch:
     if not songs:
         raise SystemExit(f"{src}: no songs (expected train/<song>/mixture.wav)")
     source = json.loads((src / "manifest.json").read_text()) if (src / "manifest.json").exists() else {}
-    entries = {v.get("folder", k): (k, v) for k, v in source.get("songs", {}).items() if isinstance(v, dict)}
+    entries = _entries(source.get("songs", {}))
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {
         "source_root": src.name, "source": source.get("source"), "licence": source.get("licence"),

@@ -96,6 +96,11 @@ def test_silent_stems_fold_into_other(relabel, tmp_path):
     assert m["silent"] == ["vocals"] and m["songs"]["song 0"]["teacher_levels_db"]["vocals"] > -30
 
 
+def test_source_entries_of_either_manifest_form(relabel):
+    assert relabel._entries([{"song": "us-A - B", "seconds": 3.0}]) == {"us-A - B": ("us-A - B", {"song": "us-A - B", "seconds": 3.0})}
+    assert relabel._entries({"A - B": {"folder": "x-A - B"}, "C": {}}) == {"x-A - B": ("A - B", {"folder": "x-A - B"}), "C": ("C", {})}
+
+
 def test_project_shares_every_bin(relabel):
     """Bins that no estimate holds are shared evenly, so the stems add up even where the teacher is silent."""
     rng = np.random.default_rng(2)
