@@ -119,6 +119,9 @@ def relabel(src: Path, out: Path, label, *, silent: tuple[str, ...] = (), batch:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {
         "source_root": src.name, "source": source.get("source"), "licence": source.get("licence"),
         "teacher": teacher or {}, "silent": list(silent), "songs": {}}
+    if manifest.get("silent", []) != list(silent):
+        raise SystemExit(f"{out} was relabelled with --silent {','.join(manifest.get('silent', [])) or '(none)'}; "
+                         "resume it with the same stems, or relabel into a new root")
     done = manifest["songs"]
     todo = [p for p in songs if p.name not in done][:limit]
     for i in range(0, len(todo), batch):
@@ -130,10 +133,10 @@ def relabel(src: Path, out: Path, label, *, silent: tuple[str, ...] = (), batch:
                 estimates = {s: _read(Path(reply["out"]) / f"{s}.wav")[:, :mix.shape[-1]] for s in STEMS}
                 stems = project(mix.astype(np.float64), estimates, silent)
                 dest = out / "train" / folder.name
-                part_dir = dest.with_name(f".{dest.name}.partial")
+                part_dir = out / ".partial" / folder.name  # outside train/, where no reader looks
                 shutil.rmtree(part_dir, ignore_errors=True)
-                part_dir.mkdir(parents=True)
                 gain = write_track(part_dir, stems)
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.rmtree(dest, ignore_errors=True)
                 part_dir.rename(dest)
                 name, entry = entries.get(folder.name, (folder.name, {}))
@@ -144,6 +147,7 @@ def relabel(src: Path, out: Path, label, *, silent: tuple[str, ...] = (), batch:
         _write_json(manifest_path, manifest)
         print(f"{len(done)}/{len(songs)} songs relabelled", flush=True)
     _write_json(manifest_path, manifest)
+    shutil.rmtree(out / ".partial", ignore_errors=True)
     return manifest
 
 

@@ -82,7 +82,9 @@ def test_relabel_stems_sum_to_the_mixture_and_resume(relabel, tmp_path):
         bass = stems["bass"] / 32767.0
         low_part = orig[:SR // 2]  # before the high tone starts, the song is all bass
         assert np.sum((bass[:SR // 2] - low_part)[2048:-2048] ** 2) < 1e-3 * np.sum(low_part ** 2)
-    assert not list((out / "train").glob(".*"))  # no partial folders left behind
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "train"]  # no partial folders left behind
+    with pytest.raises(SystemExit, match="--silent"):  # a resumed root keeps its labelling rule
+        relabel.relabel(src, out, _stand_in(calls), silent=("vocals",))
 
 
 def test_silent_stems_fold_into_other(relabel, tmp_path):
