@@ -26,7 +26,6 @@ import argparse
 import hashlib
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ import soundfile as sf
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from stage_corpus import SR, _write_json, write_track  # noqa: E402
+from stage_corpus import SR, _write_json, venv_labeller, write_track  # noqa: E402
 
 from stemsplit import spectral  # noqa: E402
 
@@ -70,21 +69,12 @@ def project(mix: np.ndarray, estimates: dict[str, np.ndarray], silent: tuple[str
 
 
 def teacher_labeller(venv: Path):
-    """``label(wavs, outdir) -> [{"path", "out", "seconds", "wall_s"}]``: the worker under the venv's python."""
-    python, weights = venv / "bin" / "python", venv / "htdemucs.onnx"
-    ok = python.is_file() and weights.is_file() and subprocess.run(
-        [str(python), "-c", "import onnxruntime, soundfile"], capture_output=True).returncode == 0
-    if not ok:
-        raise SystemExit(f"--teacher-venv {venv}: no teacher there (make it with bash scripts/teacher_venv.sh DIR)")
-
-    def label(wavs: list[Path], outdir: Path) -> list[dict]:
-        r = subprocess.run([str(python), str(WORKER), str(weights), str(outdir), *map(str, wavs)],
-                           capture_output=True, text=True)
-        if r.returncode:
-            raise SystemExit(f"the teacher failed:\n{r.stderr[-2000:]}")
-        return json.loads(r.stdout.strip().splitlines()[-1])
-
-    return label
+    """:func:`stage_corpus.venv_labeller` for the teacher (the venv's python runs ``scripts/_htdemucs_worker.py``
+    on its weights), writing ``OUT/<i>/{vocals,drums,bass,other}.wav`` per input."""
+    weights = venv / "htdemucs.onnx"
+    return venv_labeller(venv / "bin" / "python", WORKER, str(weights), name="the teacher",
+                         probe=f"import onnxruntime, soundfile; open({str(weights)!r}).close()",
+                         missing=f"--teacher-venv {venv}: no teacher there (make it with bash scripts/teacher_venv.sh DIR)")
 
 
 def _db(x: np.ndarray) -> float:

@@ -578,23 +578,30 @@ def safe_name(song: str) -> str:
     return name or "song"
 
 
-def spleeter_labeller(peer_venv: Path):
-    """``label(wavs, outdir) -> [{"path", "out", ...}]``: pretrained Spleeter 2-stem (the peer venv's python runs
-    ``benchmarks/_spleeter_worker.py``), writing ``OUT/<i>/{vocals,accompaniment}.wav`` per input."""
-    python = peer_venv / "bin" / "python"
-    ok = python.is_file() and subprocess.run([str(python), "-c", "import spleeter.separator"],
-                                             capture_output=True).returncode == 0
+def venv_labeller(python: Path, worker: Path, *args: str, probe: str, name: str, missing: str):
+    """``label(wavs, outdir) -> [{"path", "out", ...}]``: a separator in an environment of its own, run as
+    ``python worker *args OUTDIR WAV...``, which prints its JSON list last. ``probe`` (Python code) must run in
+    that environment, else ``missing`` is the error."""
+    ok = python.is_file() and subprocess.run([str(python), "-c", probe], capture_output=True).returncode == 0
     if not ok:
-        raise SystemExit(f"--peer-venv {peer_venv}: no Spleeter there (make it with bash benchmarks/peer_venv.sh DIR)")
+        raise SystemExit(missing)
 
     def label(wavs: list[Path], outdir: Path) -> list[dict]:
-        r = subprocess.run([str(python), str(SPLEETER_WORKER), str(outdir), *map(str, wavs)],
+        r = subprocess.run([str(python), str(worker), *args, str(outdir), *map(str, wavs)],
                            capture_output=True, text=True)
         if r.returncode:
-            raise SystemExit(f"Spleeter failed:\n{r.stderr[-2000:]}")
+            raise SystemExit(f"{name} failed:\n{r.stderr[-2000:]}")
         return json.loads(r.stdout.strip().splitlines()[-1])
 
     return label
+
+
+def spleeter_labeller(peer_venv: Path):
+    """:func:`venv_labeller` for pretrained Spleeter 2-stem (the peer venv's python runs
+    ``benchmarks/_spleeter_worker.py``), writing ``OUT/<i>/{vocals,accompaniment}.wav`` per input."""
+    return venv_labeller(peer_venv / "bin" / "python", SPLEETER_WORKER, probe="import spleeter.separator",
+                         name="Spleeter", missing=f"--peer-venv {peer_venv}: no Spleeter there "
+                                                  "(make it with bash benchmarks/peer_venv.sh DIR)")
 
 
 def stage_labelled(repo: Path, out: Path, label, songs: dict[str, dict[str, str]], *, root_name: str, prefix: str,
