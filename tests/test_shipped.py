@@ -2,7 +2,6 @@
 example (re-rendered here from its seed, so its true stems are known)."""
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,9 @@ from stemsplit.evaluate import quick_sdr
 from stemsplit.separate import Separator
 from stemsplit.targets import get_target
 
-from .conftest import load_script, require_synth_tools
+from .conftest import REPO, load_script, require_synth_tools
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 FOUR = ("vocals", "drums", "bass", "other")
 #: gain in dB over the best constant split c * mix (see best_constant_sdr), measured on the example with the shipped
 #: checkpoints: vocals +5.33, drums +1.84, other +2.09 (real-data models; the example is synthetic), bass +3.79
