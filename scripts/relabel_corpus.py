@@ -109,8 +109,9 @@ def relabel(src: Path, out: Path, label, *, silent: tuple[str, ...] = (), batch:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {
         "source_root": src.name, "source": source.get("source"), "licence": source.get("licence"),
         "teacher": teacher or {}, "silent": list(silent), "songs": {}}
-    if manifest.get("silent", []) != list(silent):
-        raise SystemExit(f"{out} was relabelled with --silent {','.join(manifest.get('silent', [])) or '(none)'}; "
+    before = manifest.get("silent", [])
+    if before != list(silent):
+        raise SystemExit(f"{out} was relabelled with --silent {','.join(before) or '(none)'}; "
                          "resume it with the same stems, or relabel into a new root")
     done = manifest["songs"]
     todo = [p for p in songs if p.name not in done][:limit]

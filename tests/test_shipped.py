@@ -14,7 +14,6 @@ from stemsplit.targets import get_target
 
 from .conftest import REPO, load_script, require_synth_tools
 
-ROOT = REPO
 FOUR = ("vocals", "drums", "bass", "other")
 #: gain in dB over the best constant split c * mix (see best_constant_sdr), measured on the example with the shipped
 #: checkpoints: vocals +5.33, drums +1.84, other +2.09 (real-data models; the example is synthetic), bass +3.79
@@ -46,7 +45,7 @@ def test_checkpoint_is_shipped_small_and_calibrated(name):
 def example():
     require_synth_tools()  # the true stems are rendered again from the example's seed
     stems, sr = load_script("scripts/make_example.py").render_example()
-    mix, rate = sf.read(ROOT / "examples" / "example.flac", always_2d=True, dtype="float32")
+    mix, rate = sf.read(REPO / "examples" / "example.flac", always_2d=True, dtype="float32")
     assert rate == sr and np.abs(sum(stems.values()).T - mix).max() < 1e-3  # the file is this render
     return stems, mix.T, sr
 
