@@ -302,20 +302,54 @@ def _calibrate(args: argparse.Namespace) -> int:
     from .evaluate import calibrate_checkpoint, calibration_tracks
 
     if not args.list_tracks:
-        if not args.checkpoint:
-            raise OptionError("calibrate needs a CHECKPOINT (or --list-tracks)")
-        _refuse_shipped(args.checkpoint, args.overwrite_shipped)
+        if args.checkpoint and args.targets:
+            raise OptionError("give a CHECKPOINT or --targets, not both")
+        if not args.checkpoint and not args.targets:
+            raise OptionError("calibrate needs a CHECKPOINT or --targets (or --list-tracks)")
+        if args.checkpoint:
+            _refuse_shipped(args.checkpoint, args.overwrite_shipped)
     tracks = calibration_tracks(args.musdb_root, is_wav=args.is_wav, subset=args.subset,
                                 names=_track_names(args.tracks), max_tracks=args.max_tracks)
     if args.list_tracks:
         print("\n".join(t.name for t in tracks))
         return 0
+    if args.targets:
+        return _calibrate_set(args, tracks)
     res = calibrate_checkpoint(args.checkpoint, tracks, seconds=args.seconds, metric=args.metric,
                                data=f"{', '.join(Path(r).name for r in args.musdb_root)} ({args.subset})")
     for t, v in res["sdr"].items():
         print(f"threshold {t:.2f}: mean {args.metric} SDR {v:6.2f} dB{'  <- best' if t == res['threshold'] else ''}")
     print(f"{args.checkpoint}: threshold {res['threshold']:.2f} from {len(res['tracks'])} tracks "
           f"(used when the target file sets no threshold)")
+    return 0
+
+
+def _calibrate_set(args: argparse.Namespace, tracks: list) -> int:
+    """``stemsplit calibrate --targets``: the thresholds of targets that separate together."""
+    from .evaluate import calibrate_set, store_set_calibration
+    from .separate import find_targets, load_target
+
+    specs = find_targets(args.targets, task="mask", targets_dir=args.targets_dir)
+    # the lead target's stem does not depend on the others: only the others are tuned
+    tuned = [s for s in specs if len(specs) == 1 or s is not max(specs, key=lambda s: s.priority)]
+    fixed = [s.name for s in tuned if s.threshold is not None]
+    if fixed:
+        raise OptionError(f"the target file of {', '.join(fixed)} sets a threshold, which a calibration stored in "
+                          "the checkpoint would not change; remove it from the file first")
+    loaded = [load_target(s, args.checkpoint_dir or ()) for s in specs]
+    for t in loaded:
+        if t.spec.name in {s.name for s in tuned}:
+            _refuse_shipped(str(t.checkpoint), args.overwrite_shipped)
+    with _status(f"scoring {len(tracks)} tracks with {', '.join(args.targets)}", args.quiet):
+        res = calibrate_set(loaded, tracks, seconds=args.seconds, metric=args.metric)
+    for name in res["tuned"]:
+        print(f"{name}: threshold {res['start'][name]:.2f} -> {res['thresholds'][name]:.2f}, mean {args.metric} SDR "
+              f"{res['start_sdr'][name]:6.2f} -> {res['sdr'][name]:6.2f} dB")
+    print(f"mean of the tuned targets {res['start_objective']:.2f} -> {res['objective']:.2f} dB on "
+          f"{len(res['tracks'])} tracks ({res['evaluations']} threshold sets tried)")
+    data = f"{', '.join(Path(r).name for r in args.musdb_root)} ({args.subset})"
+    for path in store_set_calibration(loaded, res, seconds=args.seconds, data=data):
+        print(f"{path}: threshold stored (used when the target file sets no threshold)")
     return 0
 
 
@@ -574,11 +608,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--out", default="results", metavar="RESULTS",
                    help="folder for per-track JSON, summary.md/.csv and summary.png (default results)")
 
-    c = sub.add_parser("calibrate", parents=[wav], help="set a checkpoint's mask threshold to the one that separates best",
+    c = sub.add_parser("calibrate", parents=[quiet, tdir, cdir, wav],
+                       help="set a checkpoint's mask threshold to the one that separates best",
                        description="Try binary-mask thresholds 0.10-0.70 on tracks of a MUSDB-layout folder "
                                    "(SDR of the target, first --seconds; --metric) and store the best in the "
-                                   "checkpoint. Training does this at its end on training tracks.")
+                                   "checkpoint. Training does this at its end on training tracks. With --targets, "
+                                   "the thresholds of targets that separate together are chosen in their joint "
+                                   "separation instead (each target's SDR in it, the mean over the targets).")
     c.add_argument("checkpoint", nargs="?", help="a mask target's .npz (rewritten in place, atomically)")
+    c.add_argument("--targets", type=_targets_arg, metavar="T1,T2,...",
+                   help="instead of one CHECKPOINT: the targets of a separation (e.g. vocals,drums,bass,other), "
+                        "calibrated together under the dominance rule; each checkpoint but the lead target's "
+                        "(vocals: its stem does not depend on the others) gets the threshold chosen")
     c.add_argument("--musdb-root", action="append", required=True, metavar="ROOT", help="repeatable")
     c.add_argument("--subset", default="train", choices=["train", "test"])
     c.add_argument("--tracks", metavar="NAMES|@FILE",

@@ -36,7 +36,8 @@ from .errors import OptionError
 from .targets import TargetSpec, get_targets, sanitize_name
 
 __all__ = ["METHODS", "METRICS", "quick_sdr", "windowed_sdr", "window_sdrs", "score", "oracle_separate", "pyin_separate", "evaluate_dataset",
-           "Results", "write_report", "track_labels", "evaluate_activity", "calibration_tracks"]
+           "Results", "write_report", "track_labels", "evaluate_activity", "calibration_tracks",
+           "calibrate_set", "store_set_calibration"]
 
 METHODS = ("model", "model-soft", "model-wiener", "model-gated", "ibm", "irm", "pyin", "mix")
 #: the mask mode of each model method
@@ -501,6 +502,158 @@ def calibrate_checkpoint(path: str | os.PathLike, tracks: Sequence, *, seconds: 
                 "calibration": {"data": f"{data}{', ' if data else ''}first {seconds:g} s", **res}}
     checkpoint.save_model(path, model, spec, training=training)
     return res
+
+
+def _joint_excerpt(track, specs: Sequence[TargetSpec], seconds: float) -> tuple[np.ndarray, list] | None:
+    """``(mix, [reference or None per target])`` of a track's first ``seconds`` (None where the target is silent
+    there), or None when the mix is silent or every target is."""
+    n = min(track.length, int(seconds * track.sr))
+    mix = track.mix(0, n)
+    refs = []
+    for s in specs:
+        ref = sum(track.read(st, 0, n) for st in s.stems)
+        refs.append(ref if np.sqrt(np.mean(np.square(ref))) >= 1e-3 else None)
+    if not np.any(mix) or all(r is None for r in refs):
+        return None
+    return mix, refs
+
+
+def calibrate_set(loaded: Sequence, tracks: Sequence, *, seconds: float = 30.0,
+                  candidates: Sequence[float] = CALIBRATION_THRESHOLDS, metric: str = "quick", rule: str = "lead",
+                  hold: Sequence[str] | None = None, rounds: int = 3,
+                  progress: Callable[[str], None] | None = None) -> dict:
+    """Binary-mask thresholds for mask targets that separate **together**, chosen in the separation itself.
+
+    :func:`calibrate_threshold` scores a target alone (its mask against everything else); in a four-stem
+    separation its claims also compete with the other targets' under the dominance rule, so the threshold that
+    is best alone need not be best together. Here every model runs once per track (first ``seconds``), and the
+    thresholds are chosen by coordinate ascent: one target's threshold at a time swept over ``candidates`` with
+    the others fixed, keeping the best, for up to ``rounds`` rounds (until none moves). The objective is the mean,
+    over the tuned targets, of each target's mean SDR over the tracks where it sounds.
+
+    Parameters
+    ----------
+    loaded : sequence of LoadedTarget
+        The mask targets of the separation (thresholds set: the starting point).
+    tracks : sequence of Track
+        Tracks with the targets' stems.
+    metric : {"quick", "windowed"}
+        As :func:`calibrate_threshold`.
+    rule : {"lead", "priority", "score"}
+        The rule the separation settles contested bins with (:func:`stemsplit.masks.combine`).
+    hold : sequence of str, optional
+        Targets whose thresholds stay as they are. Default: under the ``"lead"`` rule the lead target (highest
+        priority), whose stem does not depend on the others, so its own calibration stands; none otherwise.
+
+    Returns
+    -------
+    dict
+        ``{"thresholds": {target: t}, "start": {target: t}, "sdr": {target: mean SDR}, "start_sdr": {...},
+        "tuned": [targets], "tracks": [names], "metric": metric, "rule": rule, "evaluations": n}``.
+    """
+    from .separate import Separator
+
+    if metric not in SDR_METRICS:
+        raise OptionError(f"unknown SDR metric {metric!r}; choose from {', '.join(SDR_METRICS)}")
+    specs = [t.spec for t in loaded]
+    names_t = [s.name for s in specs]
+    if len(set(names_t)) != len(names_t):
+        raise OptionError("each target may appear once in a joint calibration")
+    for s in specs:
+        if s.task != "mask":
+            raise OptionError(f"Target {s.name!r} is not a mask target; only mask thresholds are calibrated.")
+    masks.check_rule(rule)
+    prio = [s.priority for s in specs]
+    if hold is None:
+        hold = [names_t[int(np.argmax(prio))]] if rule == "lead" and len(specs) > 1 else []
+    unknown = set(hold) - set(names_t)
+    if unknown:
+        raise OptionError(f"cannot hold {sorted(unknown)}: not among the targets {', '.join(names_t)}")
+    tuned = [i for i, n in enumerate(names_t) if n not in hold]
+    if not tuned:
+        raise OptionError("every target is held; nothing to calibrate")
+
+    sep = Separator(loaded=list(loaded), residual=True, rule=rule)
+    songs = []  # per track: grid, spectrum, scores, mix, references
+    names = []
+    for track in tracks:
+        pair = _joint_excerpt(track, specs, seconds)
+        if pair is None or all(pair[1][i] is None for i in tuned):
+            continue
+        mix, refs = pair
+        g = spectral.FRONTEND.grid(track.sr)
+        spec = spectral.signal_stft(mix, g)
+        scores = np.ascontiguousarray(sep.signal_scores(spectral.features(spec, g)))
+        songs.append((g, spec, scores, np.atleast_2d(np.asarray(mix, np.float64)),
+                      [None if r is None else np.atleast_2d(np.asarray(r, np.float64)) for r in refs], track.sr))
+        names.append(track.name)
+        if progress:
+            progress(track.name)
+    if not songs:
+        raise OptionError("No track in which a tuned target sounds, to calibrate on.")
+
+    cache: dict[tuple[float, ...], dict[str, float]] = {}
+
+    def evaluate(th: tuple[float, ...]) -> dict[str, float]:
+        if th in cache:
+            return cache[th]
+        per: dict[int, list[float]] = {i: [] for i in tuned}
+        for g, spec, scores, mix64, refs, sr in songs:
+            m, _ = masks.combine_on_grid(scores, g.n_bins, thresholds=list(th), priorities=prio, rule=rule)
+            for i in tuned:
+                if refs[i] is None:
+                    continue
+                est = np.atleast_2d(np.asarray(spectral.istft(m[i][None] * spec, g, mix64.shape[-1]), np.float64))
+                if metric == "quick":
+                    per[i].append(quick_sdr(refs[i], est))
+                else:
+                    per[i].append(_median(_window_sdrs(refs[i], mix64 - refs[i], est, mix64 - est, sr, 1.0)[1]))
+        out = {names_t[i]: float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for i, v in per.items()}
+        cache[th] = out
+        return out
+
+    def objective(th: tuple[float, ...]) -> float:
+        vals = [v for v in evaluate(th).values() if not math.isnan(v)]
+        return float(np.mean(vals)) if vals else float("-inf")
+
+    start = tuple(float(s.threshold) for s in specs)
+    best = start
+    for _ in range(rounds):
+        moved = False
+        for i in tuned:
+            for c in candidates:
+                trial = best[:i] + (float(c),) + best[i + 1:]
+                if objective(trial) > objective(best) + 1e-9:
+                    best, moved = trial, True
+        if not moved:
+            break
+    return {"thresholds": dict(zip(names_t, best, strict=True)), "start": dict(zip(names_t, start, strict=True)),
+            "sdr": evaluate(best), "start_sdr": evaluate(start), "objective": objective(best),
+            "start_objective": objective(start), "tuned": [names_t[i] for i in tuned], "tracks": names,
+            "metric": metric, "rule": rule, "evaluations": len(cache)}
+
+
+def store_set_calibration(loaded: Sequence, result: dict, *, seconds: float, data: str = "") -> list[Path]:
+    """Write the thresholds :func:`calibrate_set` chose into the tuned targets' checkpoints (each rewritten
+    atomically; ``metadata["training"]["threshold"]``, with the calibration's record naming the targets it was
+    made with). Returns the paths written."""
+    from . import checkpoint
+
+    written = []
+    together = [t.spec.name for t in loaded]
+    for t in loaded:
+        name = t.spec.name
+        if name not in result["tuned"]:
+            continue
+        model, spec, meta = checkpoint.load_model(t.checkpoint)
+        record = {"data": f"{data}{', ' if data else ''}first {seconds:g} s", "threshold": result["thresholds"][name],
+                  "together_with": [n for n in together if n != name], "rule": result["rule"],
+                  "metric": result["metric"], "sdr": result["sdr"][name], "start": result["start"][name],
+                  "start_sdr": result["start_sdr"][name], "tracks": result["tracks"]}
+        training = {**meta.get("training", {}), "threshold": result["thresholds"][name], "calibration": record}
+        checkpoint.save_model(t.checkpoint, model, spec, training=training)
+        written.append(Path(t.checkpoint))
+    return written
 
 
 def evaluate_dataset(root: str | os.PathLike, *, is_wav: bool = True, subset: str = "test",

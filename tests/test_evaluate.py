@@ -209,3 +209,70 @@ def test_calibration_picks_the_threshold_that_separates_best(root, tmp_path, tin
     assert abs(np.nanmean(w) - win["sdr"][0.5]) < 1e-3
     with pytest.raises(OptionError, match="unknown SDR metric"):
         evaluate.calibrate_threshold(LoadedTarget(spec, model, ck, meta), tracks, metric="loud")
+
+
+def test_joint_calibration_tunes_the_others_in_the_separation_itself(root, tmp_path, tiny_targets, capsys):
+    import shutil
+    from dataclasses import replace
+
+    from stemsplit import checkpoint
+    from stemsplit.data.tracks import find_tracks
+    from stemsplit.separate import Separator, load_target
+    from stemsplit.targets import get_targets
+
+    # target files that leave the threshold to the checkpoint, with random-weight checkpoints beside them
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name in ("vocals", "drums", "bass", "other"):
+        toml = (tiny_targets / f"{name}.toml").read_text()
+        (folder / f"{name}.toml").write_text(toml.replace("threshold = 0.5\n", ""))
+        shutil.copy(tiny_targets / f"{name}.npz", folder / f"{name}.npz")
+    specs = get_targets(["vocals", "drums", "bass", "other"], [folder])
+    loaded = [load_target(s, [folder]) for s in specs]
+    assert [t.spec.threshold for t in loaded] == [0.5] * 4  # no calibration stored yet
+    tracks = find_tracks(root, is_wav=True, subset="test")
+    res = evaluate.calibrate_set(loaded, tracks, seconds=2.0, rounds=20)
+    # the lead target (vocals) is held: its stem does not depend on the others
+    assert res["tuned"] == ["drums", "bass", "other"] and res["thresholds"]["vocals"] == 0.5
+    assert res["objective"] >= res["start_objective"]
+    assert res["objective"] == pytest.approx(np.mean([res["sdr"][n] for n in res["tuned"]]))
+    # converged: no single threshold move improves the objective (a second run from the result stays put)
+    moved = [replace(t, spec=replace(t.spec, threshold=res["thresholds"][t.spec.name])) for t in loaded]
+    again = evaluate.calibrate_set(moved, tracks, seconds=2.0, rounds=1)
+    assert again["thresholds"] == res["thresholds"] and again["objective"] == pytest.approx(res["objective"])
+    # each figure is what the four-stem separation itself gives with those thresholds
+    sep = Separator(loaded=moved, residual=True)
+    for name in res["tuned"]:
+        got = []
+        for tr in tracks:
+            mix, ref = evaluate.target_excerpt(tr, [name], 2.0)
+            got.append(evaluate.quick_sdr(ref, sep.separate(mix, tr.sr)[name]))
+        assert np.mean(got) == pytest.approx(res["sdr"][name], abs=1e-3)
+    with pytest.raises(OptionError, match="every target is held"):
+        evaluate.calibrate_set(loaded[:1], tracks, hold=["vocals"])
+    with pytest.raises(OptionError, match="cannot hold"):
+        evaluate.calibrate_set(loaded, tracks, hold=["piano"])
+
+    # the CLI writes the chosen thresholds into the tuned checkpoints only, and says what moved
+    before = (folder / "vocals.npz").read_bytes()
+    capsys.readouterr()
+    args = ["calibrate", "--targets", "vocals,drums,bass,other", "--targets-dir", str(folder), "--checkpoint-dir",
+            str(folder), "--musdb-root", str(root), "--is-wav", "--subset", "test", "--seconds", "2", "-q"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "drums: threshold 0.50 ->" in out and "vocals: threshold" not in out
+    assert (folder / "vocals.npz").read_bytes() == before
+    for name in res["tuned"]:
+        meta = checkpoint.load_model(folder / f"{name}.npz")[2]["training"]
+        assert meta["calibration"]["together_with"] == [n for n in ("vocals", "drums", "bass", "other") if n != name]
+        assert meta["calibration"]["data"] == f"{root.name} (test), first 2 s"
+        assert load_target(get_targets([name], [folder])[0], [folder]).spec.threshold == meta["threshold"]
+    # a CHECKPOINT and --targets together, a target file that fixes the threshold, a shipped checkpoint: refused
+    assert main(args + [str(folder / "drums.npz")]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["calibrate", "--targets", "vocals,drums", "--targets-dir", str(tiny_targets), "--checkpoint-dir",
+                 str(tiny_targets), "--musdb-root", str(root), "--is-wav", "--subset", "test"]) == 2
+    assert "sets a threshold" in capsys.readouterr().err
+    assert main(["calibrate", "--targets", "vocals,drums", "--musdb-root", str(root), "--is-wav",
+                 "--subset", "test"]) == 2
+    assert "shipped" in capsys.readouterr().err
