@@ -326,19 +326,18 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _calibrate_set(args: argparse.Namespace, tracks: list) -> int:
     """``stemsplit calibrate --targets``: the thresholds of targets that separate together."""
-    from .evaluate import calibrate_set, store_set_calibration
+    from .evaluate import calibrate_set, held_by_default, store_set_calibration
     from .separate import find_targets, load_target
 
     specs = find_targets(args.targets, task="mask", targets_dir=args.targets_dir)
-    # the lead target's stem does not depend on the others: only the others are tuned
-    tuned = [s for s in specs if len(specs) == 1 or s is not max(specs, key=lambda s: s.priority)]
-    fixed = [s.name for s in tuned if s.threshold is not None]
+    held = held_by_default(specs)  # the lead target's stem does not depend on the others
+    fixed = [s.name for s in specs if s.name not in held and s.threshold is not None]
     if fixed:
         raise OptionError(f"the target file of {', '.join(fixed)} sets a threshold, which a calibration stored in "
                           "the checkpoint would not change; remove it from the file first")
     loaded = [load_target(s, args.checkpoint_dir or ()) for s in specs]
     for t in loaded:
-        if t.spec.name in {s.name for s in tuned}:
+        if t.spec.name not in held:
             _refuse_shipped(str(t.checkpoint), args.overwrite_shipped)
     with _status(f"scoring {len(tracks)} tracks with {', '.join(args.targets)}", args.quiet):
         res = calibrate_set(loaded, tracks, seconds=args.seconds, metric=args.metric)

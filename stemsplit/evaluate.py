@@ -37,7 +37,7 @@ from .targets import TargetSpec, get_targets, sanitize_name
 
 __all__ = ["METHODS", "METRICS", "quick_sdr", "windowed_sdr", "window_sdrs", "score", "oracle_separate", "pyin_separate", "evaluate_dataset",
            "Results", "write_report", "track_labels", "evaluate_activity", "calibration_tracks",
-           "calibrate_set", "store_set_calibration"]
+           "calibrate_set", "held_by_default", "store_set_calibration"]
 
 METHODS = ("model", "model-soft", "model-wiener", "model-gated", "ibm", "irm", "pyin", "mix")
 #: the mask mode of each model method
@@ -518,6 +518,14 @@ def _joint_excerpt(track, specs: Sequence[TargetSpec], seconds: float) -> tuple[
     return mix, refs
 
 
+def held_by_default(specs: Sequence[TargetSpec], rule: str = "lead") -> list[str]:
+    """The targets :func:`calibrate_set` leaves alone unless told otherwise: under the ``"lead"`` rule the lead
+    target (highest priority) of several, whose stem does not depend on the others; none otherwise."""
+    if rule != "lead" or len(specs) < 2:
+        return []
+    return [max(specs, key=lambda s: s.priority).name]
+
+
 def calibrate_set(loaded: Sequence, tracks: Sequence, *, seconds: float = 30.0,
                   candidates: Sequence[float] = CALIBRATION_THRESHOLDS, metric: str = "quick", rule: str = "lead",
                   hold: Sequence[str] | None = None, rounds: int = 3,
@@ -565,7 +573,7 @@ def calibrate_set(loaded: Sequence, tracks: Sequence, *, seconds: float = 30.0,
     masks.check_rule(rule)
     prio = [s.priority for s in specs]
     if hold is None:
-        hold = [names_t[int(np.argmax(prio))]] if rule == "lead" and len(specs) > 1 else []
+        hold = held_by_default(specs, rule)
     unknown = set(hold) - set(names_t)
     if unknown:
         raise OptionError(f"cannot hold {sorted(unknown)}: not among the targets {', '.join(names_t)}")
