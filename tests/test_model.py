@@ -42,10 +42,12 @@ def test_fully_convolutional_equals_sliding_window(preset, outputs):
     fc = m(x)
     ref = m.sliding_window(x)
     assert fc.shape == ref.shape == (2, 40, outputs)
-    assert float(jnp.abs(fc - ref).max()) < 1e-5
+    # float32 rounding, which grows with the outputs' size (logits up to ~5 here) and differs between CPUs
+    tol = 1e-5 * max(1.0, float(jnp.abs(ref).max()))
+    assert float(jnp.abs(fc - ref).max()) < tol
     # a single frame's window alone gives the same output as inside the long pass
     one = m(x[:, 10:10 + rf])
-    assert float(jnp.abs(one[:, 0] - fc[:, 10]).max()) < 1e-5
+    assert float(jnp.abs(one[:, 0] - fc[:, 10]).max()) < tol
 
 
 @pytest.mark.parametrize("context_layers", [0, 1])
