@@ -24,11 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemsplit import masks, spectral  # noqa: E402
 from stemsplit.data.tracks import find_tracks  # noqa: E402
-from stemsplit.evaluate import _median, _window_sdrs, calibration_tracks, target_excerpt  # noqa: E402
+from stemsplit.evaluate import CALIBRATION_THRESHOLDS, calibration_tracks, target_excerpt, windowed_sdr  # noqa: E402
 from stemsplit.separate import Separator  # noqa: E402
 
 EDGES = [0.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, np.inf]
-CANDIDATES = [round(0.1 + 0.05 * i, 2) for i in range(13)]
 
 
 def prepare(sep: Separator, tracks, seconds: float) -> list:
@@ -56,7 +55,7 @@ def sdrs(data: list, thresholds) -> np.ndarray:
     for _, g, spec, scores, band, mix, ref, sr in data:
         m = (scores >= th[band][:, None]).astype(np.float32)
         est = np.atleast_2d(spectral.istft(m[None] * spec, g, mix.shape[-1])).astype(np.float64)
-        res.append(_median(_window_sdrs(ref, mix - ref, est, mix - est, sr, 1.0)[1]))
+        res.append(windowed_sdr(ref, est, mix, sr))
     return np.asarray(res)
 
 
@@ -83,7 +82,7 @@ def main() -> None:
     for _ in range(3):
         moved = False
         for b in range(nb):
-            for c in CANDIDATES:
+            for c in CALIBRATION_THRESHOLDS:
                 trial = best[:b] + [c] + best[b + 1:]
                 if objective(trial) > objective(best) + 1e-9:
                     best, moved = trial, True

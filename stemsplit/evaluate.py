@@ -372,11 +372,17 @@ def target_excerpt(track, stems: Sequence[str], seconds: float) -> tuple[np.ndar
     """``(mix, target)`` of a track's first ``seconds``, or None when the target is silent there (its SDR would
     mean nothing)."""
     n = min(track.length, int(seconds * track.sr))
-    ref = sum(track.read(s, 0, n) for s in stems)
+    ref = _sounding(track, stems, n)
     mix = track.mix(0, n)
-    if not np.any(mix) or np.sqrt(np.mean(ref ** 2)) < 1e-3:
+    if not np.any(mix) or ref is None:
         return None
     return mix, ref
+
+
+def _sounding(track, stems: Sequence[str], n: int) -> np.ndarray | None:
+    """The sum of a track's ``stems`` over its first ``n`` samples, or None where it is silent (RMS < 1e-3)."""
+    ref = sum(track.read(s, 0, n) for s in stems)
+    return ref if np.sqrt(np.mean(np.square(ref))) >= 1e-3 else None
 
 
 def calibration_tracks(roots: Sequence[str | os.PathLike], *, is_wav: bool = True, subset: str = "train",
@@ -498,10 +504,22 @@ def calibrate_checkpoint(path: str | os.PathLike, tracks: Sequence, *, seconds: 
 
     model, spec, meta = checkpoint.load_model(path)
     res = calibrate_threshold(LoadedTarget(spec, model, Path(path), meta), tracks, seconds=seconds, metric=metric)
-    training = {**meta.get("training", {}), "threshold": res["threshold"],
-                "calibration": {"data": f"{data}{', ' if data else ''}first {seconds:g} s", **res}}
-    checkpoint.save_model(path, model, spec, training=training)
+    _store_threshold(path, res["threshold"], {"data": _calibration_data(data, seconds), **res}, (model, spec, meta))
     return res
+
+
+def _calibration_data(data: str, seconds: float) -> str:
+    return f"{data}{', ' if data else ''}first {seconds:g} s"
+
+
+def _store_threshold(path: str | os.PathLike, threshold: float, record: dict, stored: tuple | None = None) -> None:
+    """Rewrite a checkpoint (atomically) with ``threshold`` and the calibration ``record`` in its training
+    metadata, the weights and stored spec unchanged (``stored``: what ``checkpoint.load_model`` gave, if read)."""
+    from . import checkpoint
+
+    model, spec, meta = stored if stored is not None else checkpoint.load_model(path)
+    checkpoint.save_model(path, model, spec,
+                          training={**meta.get("training", {}), "threshold": threshold, "calibration": record})
 
 
 def _joint_excerpt(track, specs: Sequence[TargetSpec], seconds: float) -> tuple[np.ndarray, list] | None:
@@ -509,10 +527,7 @@ def _joint_excerpt(track, specs: Sequence[TargetSpec], seconds: float) -> tuple[
     there), or None when the mix is silent or every target is."""
     n = min(track.length, int(seconds * track.sr))
     mix = track.mix(0, n)
-    refs = []
-    for s in specs:
-        ref = sum(track.read(st, 0, n) for st in s.stems)
-        refs.append(ref if np.sqrt(np.mean(np.square(ref))) >= 1e-3 else None)
+    refs = [_sounding(track, s.stems, n) for s in specs]
     if not np.any(mix) or all(r is None for r in refs):
         return None
     return mix, refs
@@ -582,7 +597,7 @@ def calibrate_set(loaded: Sequence, tracks: Sequence, *, seconds: float = 30.0,
         raise OptionError("every target is held; nothing to calibrate")
 
     sep = Separator(loaded=list(loaded), residual=True, rule=rule)
-    songs = []  # per track: grid, spectrum, scores, mix, references
+    songs = []  # per track: grid, spectrum, scores, mix, (reference, rest) per target, rate
     names = []
     for track in tracks:
         pair = _joint_excerpt(track, specs, seconds)
@@ -592,8 +607,12 @@ def calibrate_set(loaded: Sequence, tracks: Sequence, *, seconds: float = 30.0,
         g = spectral.FRONTEND.grid(track.sr)
         spec = spectral.signal_stft(mix, g)
         scores = np.ascontiguousarray(sep.signal_scores(spectral.features(spec, g)))
-        songs.append((g, spec, scores, np.atleast_2d(np.asarray(mix, np.float64)),
-                      [None if r is None else np.atleast_2d(np.asarray(r, np.float64)) for r in refs], track.sr))
+        mix64 = np.atleast_2d(np.asarray(mix, np.float64))
+        pairs = []  # each reference with the rest of the mix (what windowed SDR scores it against), made once
+        for r in refs:
+            ref64 = None if r is None else np.atleast_2d(np.asarray(r, np.float64))
+            pairs.append(None if ref64 is None else (ref64, mix64 - ref64))
+        songs.append((g, spec, scores, mix64, pairs, track.sr))
         names.append(track.name)
         if progress:
             progress(track.name)
@@ -606,16 +625,17 @@ def calibrate_set(loaded: Sequence, tracks: Sequence, *, seconds: float = 30.0,
         if th in cache:
             return cache[th]
         per: dict[int, list[float]] = {i: [] for i in tuned}
-        for g, spec, scores, mix64, refs, sr in songs:
+        for g, spec, scores, mix64, pairs, sr in songs:
             m, _ = masks.combine_on_grid(scores, g.n_bins, thresholds=list(th), priorities=prio, rule=rule)
             for i in tuned:
-                if refs[i] is None:
+                if pairs[i] is None:
                     continue
+                ref64, rest64 = pairs[i]
                 est = np.atleast_2d(np.asarray(spectral.istft(m[i][None] * spec, g, mix64.shape[-1]), np.float64))
                 if metric == "quick":
-                    per[i].append(quick_sdr(refs[i], est))
+                    per[i].append(quick_sdr(ref64, est))
                 else:
-                    per[i].append(_median(_window_sdrs(refs[i], mix64 - refs[i], est, mix64 - est, sr, 1.0)[1]))
+                    per[i].append(_median(_window_sdrs(ref64, rest64, est, mix64 - est, sr, 1.0)[1]))
         out = {names_t[i]: float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for i, v in per.items()}
         cache[th] = out
         return out
@@ -645,21 +665,17 @@ def store_set_calibration(loaded: Sequence, result: dict, *, seconds: float, dat
     """Write the thresholds :func:`calibrate_set` chose into the tuned targets' checkpoints (each rewritten
     atomically; ``metadata["training"]["threshold"]``, with the calibration's record naming the targets it was
     made with). Returns the paths written."""
-    from . import checkpoint
-
     written = []
     together = [t.spec.name for t in loaded]
     for t in loaded:
         name = t.spec.name
         if name not in result["tuned"]:
             continue
-        model, spec, meta = checkpoint.load_model(t.checkpoint)
-        record = {"data": f"{data}{', ' if data else ''}first {seconds:g} s", "threshold": result["thresholds"][name],
+        record = {"data": _calibration_data(data, seconds), "threshold": result["thresholds"][name],
                   "together_with": [n for n in together if n != name], "rule": result["rule"],
                   "metric": result["metric"], "sdr": result["sdr"][name], "start": result["start"][name],
                   "start_sdr": result["start_sdr"][name], "tracks": result["tracks"]}
-        training = {**meta.get("training", {}), "threshold": result["thresholds"][name], "calibration": record}
-        checkpoint.save_model(t.checkpoint, model, spec, training=training)
+        _store_threshold(t.checkpoint, result["thresholds"][name], record)
         written.append(Path(t.checkpoint))
     return written
 
