@@ -34,10 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
+from stereo_cue import fit_and_held  # noqa: E402
 
 from stemsplit import spectral  # noqa: E402
-from stemsplit.data.tracks import find_tracks  # noqa: E402
-from stemsplit.evaluate import target_excerpt  # noqa: E402
 from stemsplit.separate import Separator  # noqa: E402
 
 BAND_HZ = (120.0, 250.0)   # the bins the probe labels (centre frequencies)
@@ -136,26 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stride", type=int, default=2, help="keep every n-th training frame")
     ap.add_argument("--seeds", type=int, default=2, help="probes trained per input (their spread is the noise)")
     args = ap.parse_args(argv)
-    if len(args.musdb_root) != len(args.tracks):
-        raise SystemExit("Give one --tracks list after each --musdb-root.")
     sep = Separator(["bass"], residual=False)
-    stems = sep.maker.specs[0].stems
-    held_names = {n for names in args.tracks for n in names.split(",") if n}
-    fit = []
-    for root in args.fit_root:
-        for track in find_tracks(root, is_wav=True, subset="train"):
-            pair = None if track.name in held_names else target_excerpt(track, stems, args.fit_seconds)
-            if pair is not None:
-                fit.append(song(sep, *pair, track.sr, args.stride))
-    held = []
-    for root, names in zip(args.musdb_root, args.tracks, strict=True):
-        found = {t.name: t for subset in ("train", "test") for t in find_tracks(root, is_wav=True, subset=subset)}
-        for name in (n for n in names.split(",") if n):
-            if name not in found:
-                raise SystemExit(f"{name!r} not found under {root}")
-            pair = target_excerpt(found[name], stems, 1e9)
-            if pair is not None:
-                held.append((name, song(sep, *pair, found[name].sr, 1)))
+    fit, held = fit_and_held(args, sep.maker.specs[0].stems,
+                             lambda mix, ref, sr, is_held: song(sep, mix, ref, sr, 1 if is_held else args.stride))
     cat = {k: np.concatenate([s[k] for s in fit]) for k in fit[0]}
     print(f"probes fitted on {len(fit)} songs, {len(cat['y'])} frames x {cat['y'].shape[1]} bins "
           f"({cat['y'].mean():.2f} of the bins bass-dominated); held out: {', '.join(n for n, _ in held)}")

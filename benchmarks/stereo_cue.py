@@ -71,25 +71,19 @@ def binary_sdr(song: dict, mask: np.ndarray) -> float:
     return quick_sdr(song["ref"], spectral.istft(spec * full[None], g, song["n"]))
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--target", default="vocals")
-    ap.add_argument("--fit-root", action="append", required=True, help="MUSDB-layout folder of training songs")
-    ap.add_argument("--fit-seconds", type=float, default=60.0)
-    ap.add_argument("--musdb-root", action="append", required=True)
-    ap.add_argument("--tracks", action="append", required=True, help="comma-separated names, one list per root")
-    args = ap.parse_args(argv)
+def fit_and_held(args, stems, make) -> tuple[list, list]:
+    """The songs a probe is fitted on and judged on: ``make(mix, target, sr, held)`` of every training track of
+    the ``--fit-root`` folders not named in ``--tracks`` (their first ``--fit-seconds``), and ``(name, make(...))``
+    of each track named in ``--tracks`` under the ``--musdb-root`` before it (whole); silent targets are skipped."""
     if len(args.musdb_root) != len(args.tracks):
         raise SystemExit("Give one --tracks list after each --musdb-root.")
-    sep = Separator([args.target], residual=False)
-    stems = sep.maker.specs[0].stems
     held_names = {n for names in args.tracks for n in names.split(",") if n}
     fit = []
     for root in args.fit_root:
         for track in find_tracks(root, is_wav=True, subset="train"):
             pair = None if track.name in held_names else target_excerpt(track, stems, args.fit_seconds)
             if pair is not None:
-                fit.append(song_features(sep, *pair, track.sr))
+                fit.append(make(*pair, track.sr, False))
     held = []
     for root, names in zip(args.musdb_root, args.tracks, strict=True):
         found = {t.name: t for subset in ("train", "test") for t in find_tracks(root, is_wav=True, subset=subset)}
@@ -98,7 +92,20 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"{name!r} not found under {root}")
             pair = target_excerpt(found[name], stems, 1e9)
             if pair is not None:
-                held.append((name, song_features(sep, *pair, found[name].sr)))
+                held.append((name, make(*pair, found[name].sr, True)))
+    return fit, held
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--target", default="vocals")
+    ap.add_argument("--fit-root", action="append", required=True, help="MUSDB-layout folder of training songs")
+    ap.add_argument("--fit-seconds", type=float, default=60.0)
+    ap.add_argument("--musdb-root", action="append", required=True)
+    ap.add_argument("--tracks", action="append", required=True, help="comma-separated names, one list per root")
+    args = ap.parse_args(argv)
+    sep = Separator([args.target], residual=False)
+    fit, held = fit_and_held(args, sep.maker.specs[0].stems, lambda mix, ref, sr, _: song_features(sep, mix, ref, sr))
     print(f"fitted on {len(fit)} songs; held out: {', '.join(n for n, _ in held)}")
     X = np.concatenate([s["X"] for s in fit])
     y = np.concatenate([s["y"] for s in fit])
