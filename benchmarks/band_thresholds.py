@@ -24,7 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stemsplit import masks, spectral  # noqa: E402
 from stemsplit.data.tracks import find_tracks  # noqa: E402
-from stemsplit.evaluate import CALIBRATION_THRESHOLDS, calibration_tracks, target_excerpt, windowed_sdr  # noqa: E402
+from stemsplit.evaluate import (  # noqa: E402
+    CALIBRATION_THRESHOLDS,
+    calibration_tracks,
+    coordinate_ascent,
+    target_excerpt,
+    windowed_sdr,
+)
 from stemsplit.separate import Separator  # noqa: E402
 
 EDGES = [0.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, np.inf]
@@ -72,23 +78,15 @@ def main() -> None:
     nb = len(EDGES) - 1
     cache: dict[tuple, float] = {}
 
-    def objective(th: list[float]) -> float:
-        if tuple(th) not in cache:
-            cache[tuple(th)] = float(np.nanmean(sdrs(data, th)))
-        return cache[tuple(th)]
+    def objective(th: tuple[float, ...]) -> float:
+        if th not in cache:
+            cache[th] = float(np.nanmean(sdrs(data, th)))
+        return cache[th]
 
-    best = [shipped] * nb
-    print(f"{len(data)} calibration tracks; one threshold {shipped:.2f}: mean {objective(best):.3f} dB", flush=True)
-    for _ in range(3):
-        moved = False
-        for b in range(nb):
-            for c in CALIBRATION_THRESHOLDS:
-                trial = best[:b] + [c] + best[b + 1:]
-                if objective(trial) > objective(best) + 1e-9:
-                    best, moved = trial, True
-        print(f"band thresholds {best}: mean {objective(best):.3f} dB", flush=True)
-        if not moved:
-            break
+    start = (shipped,) * nb
+    print(f"{len(data)} calibration tracks; one threshold {shipped:.2f}: mean {objective(start):.3f} dB", flush=True)
+    best = coordinate_ascent(objective, start, range(nb), CALIBRATION_THRESHOLDS)
+    print(f"band thresholds {list(best)}: mean {objective(best):.3f} dB", flush=True)
     held = []
     for root, names in args.held_out:
         wanted = names.split(",")

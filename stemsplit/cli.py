@@ -316,12 +316,17 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.targets:
         return _calibrate_set(args, tracks)
     res = calibrate_checkpoint(args.checkpoint, tracks, seconds=args.seconds, metric=args.metric,
-                               data=f"{', '.join(Path(r).name for r in args.musdb_root)} ({args.subset})")
+                               data=_calibration_source(args))
     for t, v in res["sdr"].items():
         print(f"threshold {t:.2f}: mean {args.metric} SDR {v:6.2f} dB{'  <- best' if t == res['threshold'] else ''}")
     print(f"{args.checkpoint}: threshold {res['threshold']:.2f} from {len(res['tracks'])} tracks "
           f"(used when the target file sets no threshold)")
     return 0
+
+
+def _calibration_source(args: argparse.Namespace) -> str:
+    """What a calibration stored in a checkpoint was made on: the folders' names (no machine path) and subset."""
+    return f"{', '.join(Path(r).name for r in args.musdb_root)} ({args.subset})"
 
 
 def _calibrate_set(args: argparse.Namespace, tracks: list) -> int:
@@ -346,8 +351,7 @@ def _calibrate_set(args: argparse.Namespace, tracks: list) -> int:
               f"{res['start_sdr'][name]:6.2f} -> {res['sdr'][name]:6.2f} dB")
     print(f"mean of the tuned targets {res['start_objective']:.2f} -> {res['objective']:.2f} dB on "
           f"{len(res['tracks'])} tracks ({res['evaluations']} threshold sets tried)")
-    data = f"{', '.join(Path(r).name for r in args.musdb_root)} ({args.subset})"
-    for path in store_set_calibration(loaded, res, seconds=args.seconds, data=data):
+    for path in store_set_calibration(loaded, res, seconds=args.seconds, data=_calibration_source(args)):
         print(f"{path}: threshold stored (used when the target file sets no threshold)")
     return 0
 

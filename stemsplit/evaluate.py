@@ -115,6 +115,39 @@ def _median(sdr: np.ndarray) -> float:
     return float(np.median(sdr)) if sdr.size else float("nan")
 
 
+def _metric_sdr(metric: str, ref64: np.ndarray, rest64: np.ndarray, mix64: np.ndarray, est: np.ndarray,
+                sr: int) -> float:
+    """One estimate's SDR by a calibration metric (``SDR_METRICS``): the reference, the rest of the mix and the
+    mix as 2-D float64 arrays, the rest precomputed because every candidate mask is scored against it."""
+    if metric == "quick":
+        return quick_sdr(ref64, est)
+    est64 = np.atleast_2d(np.asarray(est, np.float64))
+    return _median(_window_sdrs(ref64, rest64, est64, mix64 - est64, sr, 1.0)[1])
+
+
+def _mean_sdr(values: Sequence[float]) -> float:
+    """The mean of per-track SDRs that are numbers, NaN when none is."""
+    return float(np.nanmean(values)) if np.any(np.isfinite(values)) else float("nan")
+
+
+def coordinate_ascent(objective: Callable[[tuple[float, ...]], float], start: Sequence[float],
+                      free: Sequence[int], candidates: Sequence[float], rounds: int = 3) -> tuple[float, ...]:
+    """Maximise ``objective`` over the entries ``free`` of a tuple of thresholds: one entry at a time swept over
+    ``candidates`` with the others fixed, keeping any strict improvement, for up to ``rounds`` rounds (until
+    none moves). ``objective`` is called many times with the same tuples, so it should cache."""
+    best = tuple(float(v) for v in start)
+    for _ in range(rounds):
+        moved = False
+        for i in free:
+            for c in candidates:
+                trial = best[:i] + (float(c),) + best[i + 1:]
+                if objective(trial) > objective(best) + 1e-9:
+                    best, moved = trial, True
+        if not moved:
+            break
+    return best
+
+
 def _require_museval():
     """museval imports musdb, which needs ffmpeg at import time."""
     from .data.tracks import require_ffmpeg
@@ -430,7 +463,7 @@ def calibrate_threshold(loaded, tracks: Sequence, *, seconds: float = 30.0,
     sdr, names = threshold_sdr(loaded, tracks, seconds=seconds, candidates=candidates, metric=metric)
     if not names:
         raise OptionError(f"No track with a non-silent {loaded.spec.name!r} target to calibrate on.")
-    mean = {t: float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for t, v in sdr.items()}
+    mean = {t: _mean_sdr(v) for t, v in sdr.items()}
     if all(math.isnan(v) for v in mean.values()):
         raise OptionError("No 1 s window to score on: the tracks are too short or their target is silent throughout.")
     best = max((t for t in mean if not math.isnan(mean[t])), key=mean.get)
@@ -486,11 +519,7 @@ def threshold_sdrs(loaded, tracks: Sequence, *, seconds: float, candidates: Sequ
                 m, _ = masks.combine_on_grid(scores, g.n_bins, thresholds=[k], priorities=[0])
             est = spectral.istft(m[0][None] * spec, g, mix.shape[-1])
             for metric in metrics:
-                if metric == "quick":
-                    sdr[metric][k].append(quick_sdr(ref, est))
-                else:
-                    est64 = np.atleast_2d(np.asarray(est, np.float64))
-                    sdr[metric][k].append(_median(_window_sdrs(ref64, rest64, est64, mix64 - est64, track.sr, window_s=1.0)[1]))
+                sdr[metric][k].append(_metric_sdr(metric, ref64, rest64, mix64, est, track.sr))
         names.append(track.name)
     return sdr, names
 
@@ -630,13 +659,9 @@ def calibrate_set(loaded: Sequence, tracks: Sequence, *, seconds: float = 30.0,
             for i in tuned:
                 if pairs[i] is None:
                     continue
-                ref64, rest64 = pairs[i]
-                est = np.atleast_2d(np.asarray(spectral.istft(m[i][None] * spec, g, mix64.shape[-1]), np.float64))
-                if metric == "quick":
-                    per[i].append(quick_sdr(ref64, est))
-                else:
-                    per[i].append(_median(_window_sdrs(ref64, rest64, est, mix64 - est, sr, 1.0)[1]))
-        out = {names_t[i]: float(np.nanmean(v)) if np.any(np.isfinite(v)) else float("nan") for i, v in per.items()}
+                est = spectral.istft(m[i][None] * spec, g, mix64.shape[-1])
+                per[i].append(_metric_sdr(metric, *pairs[i], mix64, est, sr))
+        out = {names_t[i]: _mean_sdr(v) for i, v in per.items()}
         cache[th] = out
         return out
 
@@ -645,16 +670,7 @@ def calibrate_set(loaded: Sequence, tracks: Sequence, *, seconds: float = 30.0,
         return float(np.mean(vals)) if vals else float("-inf")
 
     start = tuple(float(s.threshold) for s in specs)
-    best = start
-    for _ in range(rounds):
-        moved = False
-        for i in tuned:
-            for c in candidates:
-                trial = best[:i] + (float(c),) + best[i + 1:]
-                if objective(trial) > objective(best) + 1e-9:
-                    best, moved = trial, True
-        if not moved:
-            break
+    best = coordinate_ascent(objective, start, tuned, candidates, rounds)
     return {"thresholds": dict(zip(names_t, best, strict=True)), "start": dict(zip(names_t, start, strict=True)),
             "sdr": evaluate(best), "start_sdr": evaluate(start), "objective": objective(best),
             "start_objective": objective(start), "tuned": [names_t[i] for i in tuned], "tracks": names,
