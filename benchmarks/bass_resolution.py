@@ -44,16 +44,6 @@ INPUT_HZ = 580.0           # the input band of both probes
 INPUTS = {"coarse": (1, 25), "fine": (4, 7)}   # FFT length factor, frames of context
 
 
-def _stft_mag(mono: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """Centred magnitude STFT of a mono signal, (bins, frames), on the project's frame convention."""
-    win = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    pad = np.pad(mono.astype(np.float32), (n_fft // 2, n_fft // 2))
-    frames = 1 + len(mono) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
-    pad = np.pad(pad, (0, max(0, idx[-1, -1] + 1 - len(pad))))
-    return np.abs(np.fft.rfft(pad[idx] * win, axis=1)).T.astype(np.float32)
-
-
 def _context(x: np.ndarray, frames: int) -> np.ndarray:
     """(time, bins) -> (time, frames * bins): each frame with its neighbours (zero beyond the ends)."""
     h = frames // 2
@@ -66,16 +56,16 @@ def song(sep: Separator, mix: np.ndarray, ref: np.ndarray, sr: int, stride: int)
     g = spectral.FRONTEND.grid(sr)
     bin_hz = sr / g.n_fft
     band = [k for k in range(g.n_bins) if BAND_HZ[0] <= k * bin_hz <= BAND_HZ[1]]
-    mono_mix, mono_ref = mix.mean(0), ref.mean(0)
-    coarse_mix = _stft_mag(mono_mix, g.n_fft, g.hop)
-    tgt = _stft_mag(mono_ref, g.n_fft, g.hop)[band]
-    rest = _stft_mag(mono_mix - mono_ref, g.n_fft, g.hop)[band]
-    out = {"y": (tgt > rest).T.astype(np.float32), "w": coarse_mix[band].T.copy()}
+    mono = mix.mean(0, keepdims=True)
+    coarse = spectral.signal_stft(mono, g)[0]
+    tgt = spectral.signal_stft(ref.mean(0, keepdims=True), g)[0, band]
+    mag = np.abs(coarse)
+    out = {"y": (np.abs(tgt) > np.abs(coarse[band] - tgt)).T.astype(np.float32), "w": mag[band].T.copy()}
     for name, (factor, frames) in INPUTS.items():
-        n_fft = g.n_fft * factor
-        mag = coarse_mix if factor == 1 else _stft_mag(mono_mix, n_fft, g.hop)
-        top = int(INPUT_HZ / (sr / n_fft)) + 1
-        feats = np.log1p(mag[:top].T * (spectral.FRONTEND.n_fft / n_fft) / spectral.FRONTEND.log_floor)
+        grid = g if factor == 1 else spectral.Frontend(n_fft=spectral.FRONTEND.n_fft * factor).grid(sr)
+        m = mag if factor == 1 else np.abs(spectral.signal_stft(mono, grid)[0])
+        top = int(INPUT_HZ / (sr / grid.n_fft)) + 1
+        feats = np.log1p(m[:top].T * (spectral.FRONTEND.n_fft / grid.n_fft) / spectral.FRONTEND.log_floor)
         out[name] = _context(feats.astype(np.float32), frames)
     spec = spectral.signal_stft(mix, g)
     out["model"] = sep.signal_scores(spectral.features(spec, g))[0][band].T
